@@ -166,7 +166,7 @@ pub(crate) fn explain(e: &redis::RedisError, tls: bool) -> String {
             Some("TLS: the server does not speak TLS on this port (a redis:// server?)")
         } else if e.is_timeout() {
             Some(
-                "TLS: no answer to the handshake in time (a server that does not speak TLS on this port stays silent)",
+                "TLS: no answer to the handshake in time: does the server speak TLS on this port? (a redis:// server stays silent)",
             )
         } else if text.contains("peer certificate") {
             Some("TLS: the server's certificate was refused")
