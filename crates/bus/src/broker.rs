@@ -56,6 +56,12 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Appends the bus's own metrics in the Prometheus text format.
     fn write_metrics(&self, out: &mut String);
+
+    /// What the last failure to reach the bus said
+    /// ([`Broker::last_error`]); `None` by default.
+    fn last_error(&self) -> Option<String> {
+        None
+    }
 }
 
 /// One event loop's [`Broker`] over a bus (a bridge makes one per loop).
@@ -188,6 +194,10 @@ impl<B: Bus> Broker for BusBroker<B> {
 
     fn kind(&self) -> &'static str {
         B::KIND
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.bus.last_error()
     }
 
     fn round_trip(&self) -> Option<&tether_hub::histogram::Histogram> {

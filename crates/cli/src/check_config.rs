@@ -9,14 +9,15 @@ use clap::FromArgMatches;
 use tether_node::load_keys;
 
 use crate::config;
-use crate::serve::{AppChoice, Args, RESERVED, command, preflight};
+use crate::serve::{AppChoice, Args, RESERVED, check_bus_files, command, preflight};
 
 /// `tether check-config FILE`: reads the file as `tether serve --config`
 /// does (without the environment), makes the checks `serve` makes before
 /// it starts that touch nothing, and reads the files it names as a start
 /// would (the token key files, the certificate and its key: each a
 /// regular file within its bound, that parses, the key the
-/// certificate's), as `nginx -t` does. Warnings go to stderr.
+/// certificate's; the Redis CA, client certificate and key), as
+/// `nginx -t` does. Warnings go to stderr.
 pub(crate) fn check_config(path: &Path) -> ExitCode {
     match check(path) {
         Ok(warnings) => {
@@ -45,6 +46,9 @@ fn check(path: &Path) -> Result<Vec<String>, String> {
     preflight(&args).map_err(&in_file)?;
     #[cfg(feature = "tls")]
     args.tls.check_files().map_err(&in_file)?;
+    if !matches!(args.app, AppChoice::Echo) {
+        check_bus_files(&args).map_err(&in_file)?;
+    }
     let key_files = args.auth.key_files();
     if key_files.is_empty() || matches!(args.app, AppChoice::Echo) {
         return Ok(Vec::new());

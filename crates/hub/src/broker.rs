@@ -432,6 +432,14 @@ pub trait Broker {
     /// A short name for the metrics (`local`, `redis`).
     fn kind(&self) -> &'static str;
 
+    /// What the last failure to reach the bus said (which connection,
+    /// and why: a refused certificate, a reset connection), for `/readyz`
+    /// while the broker is not up; `None` (the default) for a broker with
+    /// no bus, or before any failure.
+    fn last_error(&self) -> Option<String> {
+        None
+    }
+
     /// The round trips to the bus of a broker over one (bounds
     /// [`crate::histogram::ROUND_TRIP`]), as the bus times them; `None`
     /// (the default) for a broker with no bus.

@@ -10,7 +10,8 @@ use tether_server::Poster;
 #[non_exhaustive]
 pub enum Bus {
     /// Redis Streams, on one server (`redis://`) or a Redis Cluster
-    /// (`redis+cluster://`).
+    /// (`redis+cluster://`); over TLS with `rediss://` and
+    /// `rediss+cluster://`.
     #[cfg(feature = "redis")]
     Redis(tether_redis::RedisConfig),
     /// NATS JetStream.

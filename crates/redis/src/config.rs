@@ -1,6 +1,7 @@
 //! The bridge's settings, with their defaults.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where Redis is, how the streams are named and bounded, and how the
@@ -25,8 +26,22 @@ pub struct RedisConfig {
     /// `redis+unix:///PATH`), or for a Redis Cluster
     /// `redis+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]`: any
     /// of its nodes (the others are found from them; the credentials
-    /// hold for every node).
+    /// hold for every node). `rediss://` and `rediss+cluster://` are the
+    /// same over TLS: the server's certificate must name the URL's host
+    /// (on a cluster, each node's address as the cluster gives it) and
+    /// chain to the system's roots or to [`RedisConfig::tls_ca`].
     pub url: String,
+    /// With a `rediss://` URL, the CA certificates (a PEM file) the
+    /// server's certificate must chain to, instead of the system's roots
+    /// (`None`). Read when the bridge is made.
+    pub tls_ca: Option<PathBuf>,
+    /// With a `rediss://` URL, the certificate chain (a PEM file, this
+    /// node's certificate first) shown to a server that asks for one
+    /// (`tls-auth-clients yes`); needs [`RedisConfig::tls_key`].
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of
+    /// [`RedisConfig::tls_cert`].
+    pub tls_key: Option<PathBuf>,
     /// Put before each topic's name to make its stream's key (`tether:`:
     /// topic `news` is the stream `tether:news`; on a Redis Cluster a
     /// hash tag comes between them, see [`RedisConfig::cluster_partitions`],
@@ -116,6 +131,9 @@ impl RedisConfig {
     pub fn new(url: impl Into<String>) -> RedisConfig {
         RedisConfig {
             url: url.into(),
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
             prefix: "tether:".to_owned(),
             max_len: 1000,
             bus_max_len: 100_000,
@@ -134,6 +152,26 @@ impl RedisConfig {
             wait_replicas: 0,
             wait_timeout: Duration::from_secs(1),
         }
+    }
+
+    /// Reads and checks the TLS files as [`crate::RedisBridge::new`]
+    /// does, without connecting: each readable, parsed, the client key
+    /// the certificate's, and none given for a URL without TLS.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Tls`], saying which file and what is wrong.
+    ///
+    /// ```
+    /// let mut config = tether_redis::RedisConfig::new("redis://127.0.0.1:6379");
+    /// config.tls_ca = Some("ca.pem".into());
+    /// // A CA for a URL without TLS is a mistake, not something to ignore.
+    /// assert!(config.check_tls().is_err());
+    /// ```
+    pub fn check_tls(&self) -> Result<(), crate::Error> {
+        crate::tls::TlsFiles::load(self)
+            .map(drop)
+            .map_err(crate::Error::Tls)
     }
 
     /// The URL with its password, if any, replaced by `***`: what the
@@ -164,14 +202,22 @@ impl RedisConfig {
     }
 }
 
-/// The scheme of a Redis Cluster's URL.
-pub(crate) const CLUSTER_SCHEME: &str = "redis+cluster://";
+/// The schemes of a Redis Cluster's URL (plain, over TLS), and those of
+/// its nodes' URLs.
+const CLUSTER_SCHEMES: [(&str, &str); 2] = [
+    ("redis+cluster://", "redis://"),
+    ("rediss+cluster://", "rediss://"),
+];
 
-/// The nodes of a `redis+cluster://` URL, each as a `redis://` URL with
-/// the URL's credentials; `Ok(None)` for another scheme. The reason when
-/// it is malformed never holds the URL (which may hold a password).
+/// The nodes of a `redis+cluster://` (`rediss+cluster://`) URL, each as a
+/// `redis://` (`rediss://`) URL with the URL's credentials; `Ok(None)` for
+/// another scheme. The reason when it is malformed never holds the URL
+/// (which may hold a password).
 pub(crate) fn cluster_nodes(url: &str) -> Result<Option<Vec<String>>, String> {
-    let Some(rest) = url.strip_prefix(CLUSTER_SCHEME) else {
+    let Some((rest, node_scheme)) = CLUSTER_SCHEMES
+        .iter()
+        .find_map(|(scheme, node)| Some((url.strip_prefix(scheme)?, *node)))
+    else {
         return Ok(None);
     };
     let (authority, path) = match rest.find('/') {
@@ -193,7 +239,7 @@ pub(crate) fn cluster_nodes(url: &str) -> Result<Option<Vec<String>>, String> {
         if host.is_empty() || host.contains(['@', '/', '?', '#']) {
             return Err("expected redis+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]".to_owned());
         }
-        nodes.push(format!("redis://{userinfo}{host}/"));
+        nodes.push(format!("{node_scheme}{userinfo}{host}/"));
     }
     Ok(Some(nodes))
 }
@@ -218,6 +264,9 @@ impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
             .field("url", &redact(&self.url))
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("prefix", &self.prefix)
             .field("max_len", &self.max_len)
             .field("history_events", &self.history_events)
@@ -266,6 +315,13 @@ mod tests {
             Ok(Some(vec![
                 "redis://me:pw@a:1/".to_owned(),
                 "redis://me:pw@b:2/".to_owned()
+            ]))
+        );
+        assert_eq!(
+            cluster_nodes("rediss+cluster://me:pw@a:1,b:2/"),
+            Ok(Some(vec![
+                "rediss://me:pw@a:1/".to_owned(),
+                "rediss://me:pw@b:2/".to_owned()
             ]))
         );
         assert_eq!(

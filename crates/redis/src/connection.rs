@@ -5,6 +5,7 @@ use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{Cmd, Connection, ErrorKind, RedisError, Value};
 
 use crate::config::RedisConfig;
+use crate::tls::TlsFiles;
 
 /// Where the bridge connects: one Redis server, or a Redis Cluster.
 pub(crate) enum Client {
@@ -27,20 +28,30 @@ pub(crate) enum Con {
 const CLUSTER_RETRIES: u32 = 3;
 
 impl Client {
-    pub(crate) fn open(url: &str, config: &RedisConfig) -> Result<Client, String> {
+    /// The client of `config.url`, over TLS with `tls` (`rediss://`,
+    /// [`TlsFiles::load`]). The reason when it cannot be made never holds
+    /// the URL.
+    pub(crate) fn open(config: &RedisConfig, tls: Option<TlsFiles>) -> Result<Client, String> {
+        let url = config.url.as_str();
         match crate::config::cluster_nodes(url)? {
-            None => redis::Client::open(url)
-                .map(Client::Single)
-                .map_err(|e| e.to_string()),
-            Some(nodes) => ClusterClient::builder(nodes)
-                .connection_timeout(config.connect_timeout)
-                .response_timeout(config.command_timeout)
-                .retries(CLUSTER_RETRIES)
-                .min_retry_wait(10)
-                .max_retry_wait(200)
-                .build()
-                .map(Client::Cluster)
-                .map_err(|e| e.to_string()),
+            None => match tls {
+                Some(tls) => redis::Client::build_with_tls(url, tls.certificates),
+                None => redis::Client::open(url),
+            }
+            .map(Client::Single)
+            .map_err(|e| e.to_string()),
+            Some(nodes) => {
+                let mut builder = ClusterClient::builder(nodes)
+                    .connection_timeout(config.connect_timeout)
+                    .response_timeout(config.command_timeout)
+                    .retries(CLUSTER_RETRIES)
+                    .min_retry_wait(10)
+                    .max_retry_wait(200);
+                if let Some(tls) = tls {
+                    builder = builder.certs(tls.certificates);
+                }
+                builder.build().map(Client::Cluster).map_err(|e| e.to_string())
+            }
         }
     }
 

@@ -10,10 +10,14 @@ use std::io;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The Redis URL could not be used (malformed, or a scheme this build
-    /// does not support, such as `rediss://`). Carries the reason, never
-    /// the URL, which may hold a password.
+    /// The Redis URL could not be used (malformed, or a scheme the
+    /// client does not support). Carries the reason, never the URL, which
+    /// may hold a password.
     InvalidUrl(String),
+    /// The TLS settings could not be used: a CA, certificate or key file
+    /// that cannot be read or parsed, a key that is not the certificate's,
+    /// or TLS files given with a URL without TLS. Carries the reason.
+    Tls(String),
     /// A setting is out of range (e.g. `max_len` of 0, which would empty
     /// every stream).
     InvalidConfig(&'static str),
@@ -27,6 +31,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::InvalidUrl(why) => write!(f, "invalid Redis URL: {why}"),
+            Error::Tls(why) => write!(f, "Redis over TLS: {why}"),
             Error::InvalidConfig(what) => write!(f, "invalid Redis bridge setting: {what}"),
             Error::AlreadyStarted => f.write_str("the Redis bridge is already started"),
             Error::Spawn(e) => write!(f, "cannot start the Redis bridge's threads: {e}"),

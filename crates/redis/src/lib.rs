@@ -175,6 +175,7 @@ mod reader;
 mod shared;
 #[cfg(test)]
 mod test_values;
+mod tls;
 mod writer;
 
 use std::fmt;
@@ -242,7 +243,7 @@ impl RedisBridge {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidUrl`], [`Error::InvalidConfig`].
+    /// [`Error::InvalidUrl`], [`Error::InvalidConfig`], [`Error::Tls`].
     pub fn new(config: RedisConfig) -> Result<RedisBridge, Error> {
         if config.max_len == 0 {
             return Err(Error::InvalidConfig("max_len must be at least 1"));
@@ -253,7 +254,8 @@ impl RedisBridge {
         if config.max_queued_publishes == 0 {
             return Err(Error::InvalidConfig("max_queued_publishes must be at least 1"));
         }
-        let client = connection::Client::open(&config.url, &config).map_err(Error::InvalidUrl)?;
+        let tls = tls::TlsFiles::load(&config).map_err(Error::Tls)?;
+        let client = connection::Client::open(&config, tls).map_err(Error::InvalidUrl)?;
         let cluster = client.is_cluster();
         if cluster && config.prefix.contains(['{', '}']) {
             return Err(Error::InvalidConfig(

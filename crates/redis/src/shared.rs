@@ -4,9 +4,9 @@
 
 use std::fmt::{self, Write as _};
 use std::ops::Deref;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Sender, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::RedisError;
@@ -63,6 +63,10 @@ pub(crate) struct Stats {
     pub(crate) presence_reconnects: AtomicU64,
     /// Milliseconds from `base` to the last error, plus one; 0: none yet.
     last_error: AtomicU64,
+    /// What the last failed connection attempt or lost connection said,
+    /// for `/readyz`. A lock, unlike the rest: written only when a
+    /// connection fails, read only by a probe, never on a delivery's path.
+    last_error_text: Mutex<Option<String>>,
     /// The last wake-up id used.
     pub(crate) wake_seq: AtomicU64,
     /// The replicas the writer last counted (with `wait_replicas`), or
@@ -96,6 +100,7 @@ impl Stats {
             presence_up: AtomicBool::new(false),
             presence_reconnects: AtomicU64::new(0),
             last_error: AtomicU64::new(0),
+            last_error_text: Mutex::new(None),
             wake_seq: AtomicU64::new(0),
             replicas: AtomicU64::new(REPLICAS_NOT_COUNTED),
             replicas_seen: AtomicBool::new(false),
@@ -121,10 +126,19 @@ impl Stats {
         }
     }
 
-    pub(crate) fn error(&self) {
+    /// Counts an error, `what` saying which connection and why.
+    pub(crate) fn error(&self, what: String) {
         add(&self.errors, 1);
         let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         self.last_error.store(ms + 1, Ordering::Relaxed);
+        if let Ok(mut text) = self.last_error_text.lock() {
+            *text = Some(what);
+        }
+    }
+
+    /// What the last error said, if there was one.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error_text.lock().ok().and_then(|text| text.clone())
     }
 
     /// Both connections the hub needs are up (the presence one is not
@@ -378,6 +392,10 @@ impl Bus for RedisBus {
         self.stats.status()
     }
 
+    fn last_error(&self) -> Option<String> {
+        self.stats.last_error()
+    }
+
     fn write_metrics(&self, out: &mut String) {
         self.stats.status().write_metrics(out);
     }
@@ -524,7 +542,13 @@ impl Link {
     }
 
     fn failed(&mut self, e: &RedisError) {
-        self.shared.stats.error();
+        // What a refused handshake means is worth saying at a connection
+        // attempt only: a connection lost later was not refused.
+        let e = crate::tls::explain(e, crate::tls::is_tls(&self.shared.config.url));
+        self.shared.stats.error(format!(
+            "{} cannot connect to {}: {e}",
+            self.name, self.shared.server
+        ));
         self.failures += 1;
         let delay = self.backoff.next_delay();
         self.next_attempt = Instant::now() + delay;
@@ -548,7 +572,10 @@ impl Link {
     /// The connection failed: reconnect after a backoff.
     pub(crate) fn lost(&mut self, e: &RedisError, consequence: &str) {
         self.flag().store(false, Ordering::Relaxed);
-        self.shared.stats.error();
+        self.shared.stats.error(format!(
+            "{} lost its connection to {}: {e}",
+            self.name, self.shared.server
+        ));
         self.lost_at = Some(Instant::now());
         if self.up_since.take().is_some_and(|up| up.elapsed() >= STABLE) {
             self.backoff.reset();

@@ -14,10 +14,24 @@ pub(crate) struct RedisArgs {
     /// server (redis://HOST:PORT[/DB]) or Redis Cluster
     /// (redis+cluster://HOST:PORT[,HOST:PORT...]): each topic is a Redis
     /// stream, which numbers and orders its events for every node and
-    /// keeps their backlog for Last-Event-ID replay. Without it, the hub
-    /// runs in this process alone.
+    /// keeps their backlog for Last-Event-ID replay. rediss:// and
+    /// rediss+cluster:// connect over TLS, the server's certificate
+    /// checked against the system's roots (or --redis-ca) and the URL's
+    /// host. Without it, the hub runs in this process alone.
     #[arg(long, value_name = "URL")]
     pub(crate) redis: Option<String>,
+    /// With a rediss:// URL, trust this CA (a PEM file of certificates)
+    /// for the server's certificate instead of the system's roots.
+    #[arg(long, value_name = "FILE", requires = "redis")]
+    pub(crate) redis_ca: Option<std::path::PathBuf>,
+    /// With a rediss:// URL, show this certificate chain (PEM, this
+    /// node's certificate first) to a server that asks for one
+    /// (tls-auth-clients); needs --redis-key.
+    #[arg(long, value_name = "FILE", requires_all = ["redis", "redis_key"])]
+    pub(crate) redis_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --redis-cert.
+    #[arg(long, value_name = "FILE", requires_all = ["redis", "redis_cert"])]
+    pub(crate) redis_key: Option<std::path::PathBuf>,
     /// Put before each topic's name to make its stream's key (topic news:
     /// tether:news); nodes that share topics use the same prefix.
     #[arg(long, value_name = "PREFIX", default_value = "tether:", requires = "redis")]
@@ -101,6 +115,9 @@ pub(crate) fn bus(args: &Args) -> Option<Bus> {
     if let Some(url) = &args.redis.redis {
         let mut config = tether_redis::RedisConfig::new(url.as_str());
         config.prefix.clone_from(&args.redis.redis_prefix);
+        config.tls_ca.clone_from(&args.redis.redis_ca);
+        config.tls_cert.clone_from(&args.redis.redis_cert);
+        config.tls_key.clone_from(&args.redis.redis_key);
         config.presence_ttl = std::time::Duration::from_secs_f64(args.redis.redis_presence_ttl);
         config.cluster_partitions = usize::from(args.redis.redis_cluster_partitions);
         config.wait_replicas = usize::from(args.redis.redis_wait_replicas);
@@ -108,6 +125,18 @@ pub(crate) fn bus(args: &Args) -> Option<Bus> {
         return Some(Bus::Redis(config));
     }
     None
+}
+
+/// What a start would check of the bus's files (`--redis-ca`,
+/// `--redis-cert`, `--redis-key`): each read and parsed, the key the
+/// certificate's, none without a rediss:// URL.
+pub(crate) fn check_files(args: &Args) -> Result<(), String> {
+    #[cfg(feature = "redis")]
+    if let Some(Bus::Redis(config)) = bus(args) {
+        config.check_tls().map_err(|e| e.to_string())?;
+    }
+    let _ = args;
+    Ok(())
 }
 
 /// Warns about the bus options, which the echo has no use for.

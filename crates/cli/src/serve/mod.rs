@@ -28,6 +28,7 @@ use tether_auth::Keys;
 use tether_node::{Hangup, HubNode, KeyFiles, NodeApp, NodeConfig, NodeError, SettingsReload};
 use tether_server::Config;
 
+pub(crate) use bus::check_files as check_bus_files;
 pub(crate) use server::{AppChoice, Args};
 
 use crate::{config, logger, reload};

@@ -43,6 +43,8 @@ pub fn available(test: &str) -> bool {
 
 struct Node {
     port: u16,
+    /// Its TLS port, on a cluster that serves TLS too.
+    tls_port: Option<u16>,
     child: Option<Child>,
 }
 
@@ -54,6 +56,18 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Six nodes, three primaries with a replica each, every slot served.
     pub fn start() -> RedisCluster {
+        RedisCluster::start_on(None)
+    }
+
+    /// The same, each node serving TLS on a port of its own besides its
+    /// plain one (which the test's own connections use), the cluster bus
+    /// and replication over TLS (`--tls-cluster yes`, `--tls-replication
+    /// yes`): a client over TLS is given the nodes' TLS ports.
+    pub fn start_tls(tls: &super::tls::ServerTls) -> RedisCluster {
+        RedisCluster::start_on(Some(tls))
+    }
+
+    fn start_on(tls: Option<&super::tls::ServerTls>) -> RedisCluster {
         static COUNT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "tether-redis-cluster-{}-{}",
@@ -65,17 +79,30 @@ impl RedisCluster {
             nodes: Vec::new(),
             dir,
         };
+        let per_node = if tls.is_some() { 3 } else { 2 };
         let mut ports: Vec<u16> = Vec::new();
-        while ports.len() < 12 {
+        while ports.len() < 6 * per_node {
             let port = free_port();
             if !ports.contains(&port) {
                 ports.push(port);
             }
         }
-        for pair in ports.chunks(2) {
+        for pair in ports.chunks(per_node) {
             let (port, bus) = (pair[0], pair[1]);
+            let tls_port = pair.get(2).copied();
+            let tls_args = match (tls, tls_port) {
+                (Some(tls), Some(tls_port)) => {
+                    let mut args = tls.args(tls_port);
+                    // Its plain port stays (the test's own connections).
+                    args.drain(..2);
+                    args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from));
+                    args
+                }
+                _ => Vec::new(),
+            };
             let child = Command::new("redis-server")
                 .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(&tls_args)
                 .args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()])
                 .arg("--cluster-config-file")
                 .arg(cluster.dir.join(format!("nodes-{port}.conf")))
@@ -95,6 +122,7 @@ impl RedisCluster {
                 .expect("start redis-server");
             cluster.nodes.push(Node {
                 port,
+                tls_port,
                 child: Some(child),
             });
         }
@@ -136,6 +164,17 @@ impl RedisCluster {
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
         format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// `rediss+cluster://` with every node's TLS port, by a name their
+    /// certificate holds (a cluster started with [`RedisCluster::start_tls`]).
+    pub fn tls_url(&self) -> String {
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("localhost:{}", n.tls_port.expect("a TLS cluster")))
+            .collect();
+        format!("rediss+cluster://{}", nodes.join(","))
     }
 
     /// The ports of the nodes still running.

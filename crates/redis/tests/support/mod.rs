@@ -11,6 +11,7 @@
 pub mod cluster;
 #[path = "../../../hub/tests/server_process/mod.rs"]
 mod server_process;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -29,6 +30,8 @@ pub struct RedisServer {
     dir: PathBuf,
     /// What it is started with besides the port and no persistence.
     extra: Vec<String>,
+    /// TLS alone on its port, if it serves TLS.
+    tls: Option<tls::ServerTls>,
 }
 
 /// `redis-server`, for the messages of a test that needs it.
@@ -57,7 +60,16 @@ impl RedisServer {
         RedisServer::start_with(to.iter().map(|s| (*s).to_owned()).collect())
     }
 
+    /// Starts a server that serves TLS alone on a free port.
+    pub fn start_tls(tls: tls::ServerTls) -> RedisServer {
+        RedisServer::start_on(Vec::new(), Some(tls))
+    }
+
     fn start_with(extra: Vec<String>) -> RedisServer {
+        RedisServer::start_on(extra, None)
+    }
+
+    fn start_on(extra: Vec<String>, tls: Option<tls::ServerTls>) -> RedisServer {
         static COUNT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "tether-redis-test-{}-{}",
@@ -70,6 +82,7 @@ impl RedisServer {
             port: free_port(),
             dir,
             extra,
+            tls,
         };
         server.restart();
         server
@@ -79,16 +92,26 @@ impl RedisServer {
         self.port
     }
 
+    /// `redis://127.0.0.1:PORT/`, or over TLS `rediss://localhost:PORT/`
+    /// (a name its certificate holds).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match self.tls {
+            None => format!("redis://127.0.0.1:{}/", self.port),
+            Some(_) => format!("rediss://localhost:{}/", self.port),
+        }
     }
 
     /// Starts it again (on the same port, empty: nothing is persisted).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
         let pidfile = self.dir.join("redis.pid");
+        let port_args = match &self.tls {
+            None => vec!["--port".to_owned(), self.port.to_string()],
+            Some(tls) => tls.args(self.port),
+        };
         let mut child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(&port_args)
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             // A replica gets its first copy at once, not 5 s later.
             .args(["--repl-diskless-sync-delay", "0"])
@@ -102,7 +125,13 @@ impl RedisServer {
             .spawn()
             .expect("start redis-server");
         let port = self.port;
-        REDIS_SERVER.wait_started(&mut child, port, || self.try_client().is_some());
+        // Over TLS, listening is enough: a test's server may have a
+        // certificate no client trusts (expired, for another name).
+        let ready = || match self.tls {
+            None => self.try_client().is_some(),
+            Some(_) => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        };
+        REDIS_SERVER.wait_started(&mut child, port, ready);
         self.child = Some(child);
     }
 
@@ -130,7 +159,10 @@ impl RedisServer {
     }
 
     fn try_client(&self) -> Option<redis::Connection> {
-        let client = redis::Client::open(self.url()).ok()?;
+        let client = match &self.tls {
+            None => redis::Client::open(self.url()).ok()?,
+            Some(tls) => redis::Client::build_with_tls(self.url(), tls.client_certificates()).ok()?,
+        };
         let mut con = client.get_connection_with_timeout(Duration::from_secs(1)).ok()?;
         redis::cmd("PING").query::<String>(&mut con).ok()?;
         Some(con)
