@@ -4,7 +4,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use tether_hub::{Broker, BrokerState, Context, Error as HubError, Publish, UserAction};
+use tether_hub::{
+    Broker, BrokerState, Context, ControlMessage, Error as HubError, HistoryAnswer, HistoryQuery, HubMessage,
+    Publish, ReplyTo, UserAction,
+};
 
 use crate::control::Control;
 use crate::counters::{Counters, add};
@@ -19,7 +22,8 @@ use crate::counters::{Counters, add};
 /// `PresenceMessage::Remote` to the topic's sequencer), the hub's
 /// **limits** (`Control::Limits`, `Control::Revoke`) and **user actions**
 /// (`Control::UserAction`, relayed on the other nodes as
-/// `ControlMessage::Relay`). The work is the bus's threads'; this is
+/// `ControlMessage::Relay`), and reads a topic's **history** for the
+/// server API (`Control::History`). The work is the bus's threads'; this is
 /// the side the loops reach, which must never block.
 ///
 /// [`BusBroker`] is the one [`Broker`] over any bus: the refusals, the
@@ -182,6 +186,24 @@ impl<B: Bus> Broker for BusBroker<B> {
             loop_index: cx.this_loop(),
             watch,
         });
+    }
+
+    /// Read by the bus's thread; refused at once while the bus is not
+    /// connected (it could only answer once its timeout passed).
+    fn history(&mut self, query: &HistoryQuery, reply: ReplyTo, cx: &mut dyn Context) -> bool {
+        if self.bus.connected() {
+            self.bus.control(Control::History {
+                query: query.clone(),
+                reply,
+            });
+        } else {
+            let answer = ControlMessage::HistoryOf {
+                token: reply.token,
+                answer: HistoryAnswer::Unavailable,
+            };
+            cx.post(reply.loop_index, HubMessage::Control(answer));
+        }
+        true
     }
 
     fn shares_user_actions(&self) -> bool {

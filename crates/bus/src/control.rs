@@ -4,7 +4,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use tether_hub::{HubMessage, NodeLimits, UserAction};
+use tether_hub::{
+    ControlMessage, Event, EventId, HistoryAnswer, HistoryQuery, HubMessage, NodeLimits, ReplyTo, UserAction,
+    history_json_of,
+};
 
 /// How a bridge's threads reach the event loops: post a message to one
 /// loop, waking it (the server's `Handle::post`). Messages posted by one
@@ -59,6 +62,17 @@ pub enum Control {
         /// Start (true) or stop (false).
         watch: bool,
     },
+    /// Read a page of a topic's history from the bus (the backlog a
+    /// follow would get) and post it to `reply` as
+    /// `ControlMessage::HistoryOf`: the page, or
+    /// `HistoryAnswer::Unavailable` when the bus cannot be read within
+    /// its timeout.
+    History {
+        /// The page asked for.
+        query: HistoryQuery,
+        /// Where the answer goes.
+        reply: ReplyTo,
+    },
     /// An action on a user's connections taken on this node, for the
     /// other nodes.
     UserAction(UserAction),
@@ -69,4 +83,29 @@ pub enum Control {
     /// Stop (a bridge's thread removes what it wrote for this node first,
     /// where it can).
     Stop,
+}
+
+/// Posts the answer to [`Control::History`]: the page of the backlog the
+/// bus read (`Ok((history, dropped))`, as `HubMessage::Ready` carries
+/// it), held as a loop holds a backlog (`max_events`, `max_bytes`), or
+/// [`HistoryAnswer::Unavailable`].
+pub fn answer_history(
+    post: &Post,
+    query: &HistoryQuery,
+    reply: ReplyTo,
+    read: Result<(Vec<Arc<Event>>, Option<EventId>), ()>,
+    max_events: usize,
+    max_bytes: usize,
+) {
+    let answer = match read {
+        Ok((history, dropped)) => {
+            HistoryAnswer::Page(history_json_of(query, history, dropped, max_events, max_bytes))
+        }
+        Err(()) => HistoryAnswer::Unavailable,
+    };
+    let message = ControlMessage::HistoryOf {
+        token: reply.token,
+        answer,
+    };
+    post(reply.loop_index, HubMessage::Control(message));
 }

@@ -33,7 +33,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use bridge::{BusBridge, ReplicaCount, ReplicaWatch, Replicas};
 pub use broker::{Bus, BusBroker};
-pub use control::{Control, Post, SharedLimits};
+pub use control::{Control, Post, SharedLimits, answer_history};
 pub use counters::{Counters, add};
 pub use limits::{COUNTS_TTL, LIMITS_PERIOD, Revoker, add_count};
 pub use threads::Threads;

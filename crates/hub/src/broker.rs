@@ -393,6 +393,21 @@ pub trait Broker {
         false
     }
 
+    /// On a topic's sequencer loop, for a broker whose backlogs are kept
+    /// outside this process (a bus) and are not [`Broker::backlog`]: reads
+    /// the page `query` asks for from there, off the loop, and posts
+    /// [`ControlMessage::HistoryOf`](crate::ControlMessage::HistoryOf) to
+    /// `reply` (the page as [`crate::history_json`] writes it from the
+    /// backlog a follow would get, or [`HistoryAnswer::Unavailable`]
+    /// within a bounded time when the bus cannot be read). False (the
+    /// default) when it does not: nothing is posted then.
+    ///
+    /// [`HistoryAnswer::Unavailable`]: crate::HistoryAnswer::Unavailable
+    fn history(&mut self, query: &crate::HistoryQuery, reply: ReplyTo, cx: &mut dyn Context) -> bool {
+        let _ = (query, reply, cx);
+        false
+    }
+
     /// The topics whose backlogs this loop's broker holds
     /// ([`Broker::holds_backlogs`]), with them; none by default.
     fn backlogs(&self) -> Box<dyn Iterator<Item = (&Arc<str>, &crate::backlog::Backlog)> + '_> {

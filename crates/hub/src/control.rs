@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use crate::history::{HistoryAnswer, HistoryQuery};
 use crate::hub::TopicInfo;
-use crate::id::EventId;
 use crate::reply::ReplyTo;
 
 /// What to do to every connection whose credential's subject is `user`.
@@ -108,25 +108,21 @@ pub enum ControlMessage {
     /// without a reply (see [`crate::Broker::user_action`]).
     Relay(UserAction),
     /// To a topic's sequencer loop: a page of the topic's backlog, as
-    /// its broker holds it ([`crate::Broker::backlog`]); answered with
+    /// its broker holds it ([`crate::Broker::backlog`]) or reads it from
+    /// its bus ([`crate::Broker::history`]); answered with
     /// [`ControlMessage::HistoryOf`].
     History {
         /// Where the answer goes.
         reply: ReplyTo,
-        /// The topic.
-        topic: Arc<str>,
-        /// The id to read after (`None`: from the oldest event held).
-        since: Option<EventId>,
-        /// The most events.
-        limit: usize,
+        /// The page asked for.
+        query: HistoryQuery,
     },
-    /// The answer to [`ControlMessage::History`]: the page as the server
-    /// API's JSON, or `None` where the broker holds no backlogs.
+    /// The answer to [`ControlMessage::History`].
     HistoryOf {
         /// [`ReplyTo::token`].
         token: u64,
-        /// `{"topic","events","next","more","gap"}`.
-        json: Option<String>,
+        /// The page, or why there is none.
+        answer: HistoryAnswer,
     },
     /// The answer to [`ControlMessage::Topics`].
     TopicsOf {
@@ -216,6 +212,7 @@ pub fn merge_topics(reports: impl IntoIterator<Item = TopicReport>) -> Vec<Topic
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::id::EventId;
 
     fn report(topic: &str, head: u64, events: usize, websocket: usize) -> TopicReport {
         TopicReport {

@@ -419,6 +419,7 @@ async fn main(
                 }
                 Some(Control::Limits(hub)) => bridge.share_limits(hub),
                 Some(Control::Revoke(entries)) => bridge.revoke(entries),
+                Some(Control::History { query, reply }) => topic::history(&bridge, query, reply),
             },
             Some(message) = next_action(&mut actions) => {
                 match control::decode(&message.payload) {

@@ -14,7 +14,8 @@ use async_nats::jetstream::consumer::{AckPolicy, Consumer, DeliverPolicy};
 use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
 use futures_util::{StreamExt, TryStreamExt};
 use tether_backoff::Attempts;
-use tether_hub::{DEFAULT_EVENT_TYPE, Event, EventId, HubMessage};
+use tether_bus::answer_history;
+use tether_hub::{DEFAULT_EVENT_TYPE, Event, EventId, HistoryQuery, HubMessage, ReplyTo};
 use tokio::sync::mpsc;
 
 use crate::bridge::{Bridge, EVENT_HEADER, KEY_HEADER, TopicCmd, backoff};
@@ -166,6 +167,44 @@ pub(crate) async fn follow(
         }
         return;
     }
+}
+
+/// A page of `GET /api/history`: the topic's backlog read as a follow
+/// reads it ([`load`], a consumer of its own on the topic's subject, one
+/// of the [`crate::bridge::LOADS_AT_ONCE`] permits held meanwhile), in a
+/// task of its own, posted to the loop that asked; unavailable when the
+/// bridge is not up or the read takes longer than the request timeout.
+pub(crate) fn history(bridge: &Rc<Bridge>, query: HistoryQuery, reply: ReplyTo) {
+    let bridge = bridge.clone();
+    tokio::task::spawn_local(async move {
+        let config = &bridge.shared.config;
+        let subject = subject_of(&config.prefix, &query.topic);
+        let read = async {
+            let _permit = bridge.loading.acquire().await.map_err(|e| e.to_string())?;
+            load(&bridge, &subject, &query.topic).await
+        };
+        let read = if *bridge.up.borrow() {
+            match tokio::time::timeout(config.request_timeout, read).await {
+                Ok(Ok(replica)) => Ok((replica.events.into(), replica.dropped)),
+                Ok(Err(e)) => {
+                    log::debug!("nats: history of {} not read: {e}", query.topic);
+                    Err(())
+                }
+                Err(_) => Err(()),
+            }
+        } else {
+            Err(())
+        };
+        let post = &bridge.post;
+        answer_history(
+            post,
+            &query,
+            reply,
+            read,
+            config.history_events,
+            config.history_bytes,
+        );
+    });
 }
 
 /// Runs `task` once the bridge is up, holding one of the permits of

@@ -168,6 +168,7 @@ mod config;
 mod connection;
 mod control;
 mod error;
+mod history;
 mod limits;
 mod presence;
 mod publish;

@@ -18,11 +18,15 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use redis::{Cmd, RedisError, Value};
-use tether_hub::{ControlMessage, EventId, HubMessage, MAX_REMOTE_MEMBERS, PresenceMessage, is_valid_member};
+use tether_hub::{
+    ControlMessage, EventId, HistoryQuery, HubMessage, MAX_REMOTE_MEMBERS, PresenceMessage, ReplyTo,
+    is_valid_member,
+};
 
 use crate::commands::is_server_error;
 use crate::connection::Con;
 use crate::control;
+use crate::history;
 use tether_bus::unix_ms;
 
 use crate::limits::{self, LIMITS_PERIOD};
@@ -235,11 +239,31 @@ impl PresenceThread {
                     .extend(entries.into_iter().filter(|(entry, _)| fits(entry)));
                 self.next_limits = Instant::now();
             }
+            Control::History { query, reply } => self.history(&query, reply),
             Control::Stop => return false,
             // The reader's: the bus never sends them here.
             Control::Follow { .. } => {}
         }
         true
+    }
+
+    /// A page of a topic's history, read on this thread's connection
+    /// (each command within the connection's timeout) and posted to the
+    /// loop that asked; unavailable while the connection is down.
+    fn history(&mut self, query: &HistoryQuery, reply: ReplyTo) {
+        let (max_events, max_bytes) = (
+            self.shared.config.history_events,
+            self.shared.config.history_bytes,
+        );
+        let key = self.shared.keys.stream(&query.topic);
+        let read = match self.con.as_mut() {
+            None => Err(()),
+            Some(con) => history::read_history(con, &key, query, max_events, max_bytes).map_err(|e| {
+                log::debug!("redis: history of {} not read: {e}", query.topic);
+                self.lost(&e);
+            }),
+        };
+        tether_bus::answer_history(&self.post, query, reply, read, max_events, max_bytes);
     }
 
     /// The key expires a while after its last write, so that a set every

@@ -3,8 +3,8 @@
 //! and the answers that come back to it.
 
 use tether_hub::{
-    ConnectionReport, ControlMessage, HubMessage, MAX_LISTED_CONNECTIONS, Members, TopicInfo, TopicReport,
-    Transport, UserAction, post_to_all,
+    ConnectionReport, ControlMessage, HistoryAnswer, HubMessage, MAX_LISTED_CONNECTIONS, Members, TopicInfo,
+    TopicReport, Transport, UserAction, history_json, post_to_all,
 };
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx};
 
@@ -72,22 +72,18 @@ impl ServerApi {
                 post_to_all(&mut LoopContext { ctx }, &act);
                 None
             }
-            ControlMessage::History {
-                reply,
-                topic,
-                since,
-                limit,
-            } => {
-                let query = super::parse::HistoryQuery {
-                    topic: topic.to_string(),
-                    since,
-                    limit,
+            ControlMessage::History { reply, query } => {
+                let answer = if parts.broker.holds_backlogs() {
+                    HistoryAnswer::Page(history_json(&query, parts.broker.backlog(&query.topic)))
+                } else if parts.broker.history(&query, reply, &mut LoopContext { ctx }) {
+                    // Read from the bus, off the loop: it answers.
+                    return;
+                } else {
+                    HistoryAnswer::NotHeld
                 };
-                let json = (parts.broker.holds_backlogs())
-                    .then(|| super::history::history_json(&query, parts.broker.backlog(&topic)));
                 let answer = ControlMessage::HistoryOf {
                     token: reply.token,
-                    json,
+                    answer,
                 };
                 ctx.post(reply.loop_index, HubMessage::Control(answer));
                 None
@@ -124,7 +120,7 @@ impl ServerApi {
             ControlMessage::ConnectionsOf { token, connections } => {
                 self.gathering.connections_of(token, connections)
             }
-            ControlMessage::HistoryOf { token, json } => self.gathering.history_of(token, json),
+            ControlMessage::HistoryOf { token, answer } => self.gathering.history_of(token, answer),
             ControlMessage::Done { token, count } => self.gathering.done(token, count),
             ControlMessage::TopicsOf { token, topics } => self.gathering.topics_of(token, topics),
             other => {

@@ -1,17 +1,10 @@
 //! `GET /api/history`: a page of a topic's backlog.
 
-use tether_hub::{Backlog, EventId, Replay, json_string};
+use tether_hub::{Backlog, HistoryQuery, history_json};
 use tether_server::Response;
 
-use super::parse::HistoryQuery;
-
 /// The answer to a history query from the topic's backlog (`None`: the
-/// topic has none):
-/// `{"topic":"T","events":[...],"next":"ID","more":BOOL,"gap":null|{...}}`.
-/// `next` is the `since` of the next page; `more` says whether the
-/// backlog holds events after it; `gap` is the signal a resume from
-/// `since` would get (events after it were dropped from the backlog: the
-/// events are then those held, from the oldest).
+/// topic has none), as [`history_json`] writes it.
 pub(crate) fn history(query: &HistoryQuery, backlog: Option<&Backlog>) -> Response {
     history_response(history_json(query, backlog))
 }
@@ -21,43 +14,11 @@ pub(crate) fn history_response(json: String) -> Response {
     Response::json(200, json).header("Cache-Control", "no-cache")
 }
 
-/// The body of [`history`].
-pub(crate) fn history_json(query: &HistoryQuery, backlog: Option<&Backlog>) -> String {
-    let since = query.since.unwrap_or(EventId::ZERO);
-    let (gap, mut events) = match backlog.map(|b| b.replay_id(since)) {
-        Some(Replay::Events(events)) => (None, Some(events)),
-        Some(Replay::Gap(gap, events)) => (query.since.map(|_| gap), Some(events)),
-        None => (None, None),
-    };
-    let mut body = String::from("{\"topic\":");
-    body.push_str(&json_string(&query.topic));
-    body.push_str(",\"events\":[");
-    let mut next = gap.map_or(since, |gap| gap.resume);
-    let mut count = 0;
-    while count < query.limit
-        && let Some(event) = events.as_mut().and_then(Iterator::next)
-    {
-        if count > 0 {
-            body.push(',');
-        }
-        body.push_str(event.json());
-        next = event.id();
-        count += 1;
-    }
-    let more = events.is_some_and(|mut rest| rest.next().is_some());
-    body.push_str(&format!("],\"next\":\"{next}\",\"more\":{more},\"gap\":"));
-    match gap {
-        Some(gap) => body.push_str(&gap.json(&query.topic, &since.to_string())),
-        None => body.push_str("null"),
-    }
-    body.push('}');
-    body
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::Value;
+    use tether_hub::EventId;
 
     fn text(response: &Response) -> Value {
         serde_json::from_slice(&response.body).unwrap()
@@ -73,7 +34,7 @@ mod tests {
         }
         let read = |since: Option<EventId>, limit| {
             let q = HistoryQuery {
-                topic: "a".to_owned(),
+                topic: "a".into(),
                 since,
                 limit,
             };
@@ -104,7 +65,7 @@ mod tests {
         assert!(gap["gap"].is_object(), "{gap}");
         // No backlog at all.
         let q = HistoryQuery {
-            topic: "b".to_owned(),
+            topic: "b".into(),
             since: None,
             limit: 5,
         };

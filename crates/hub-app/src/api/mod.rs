@@ -332,7 +332,7 @@ impl ServerApi {
 
     /// `GET /api/history`: a page of the topic's backlog, read from this
     /// loop's replica, which has every topic's backlog when the broker is
-    /// complete (the in-process one).
+    /// complete (the in-process one); else from the topic's sequencer.
     fn history(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
@@ -352,23 +352,19 @@ impl ServerApi {
             // Every loop's replica has every topic's backlog.
             return Ok(Some(history::history(&query, hub.backlog(&query.topic))));
         }
-        // Asked of the topic's sequencer, whose broker may hold it (the
-        // durable one does; Redis keeps it in Redis).
+        // Asked of the topic's sequencer, whose broker holds it (the
+        // durable one) or reads it from its bus, off the loop.
         let (this, loops) = ctx.loop_index();
         let token = self.gathering.start(conn, 1, users::Waiting::History);
+        let sequencer = tether_hub::sequencer_of(&query.topic, loops.max(1));
         let question = ControlMessage::History {
             reply: ReplyTo {
                 loop_index: this,
                 token,
             },
-            topic: Arc::from(query.topic.as_str()),
-            since: query.since,
-            limit: query.limit,
+            query,
         };
-        ctx.post(
-            tether_hub::sequencer_of(&query.topic, loops.max(1)),
-            HubMessage::Control(question),
-        );
+        ctx.post(sequencer, HubMessage::Control(question));
         Ok(None)
     }
 
@@ -681,8 +677,17 @@ impl ServerApi {
     ) -> Response {
         publishing.forget_pending(conn);
         delivery.forget_question(conn);
-        if self.gathering.forget(conn) {
-            return ApiError::new(504, "timeout", "not every event loop answered in time").response();
+        match self.gathering.forget(conn) {
+            // The bus (or the loop that reads it) was slow: it may not be
+            // a moment later.
+            Some(users::Waiting::History) => {
+                return ApiError::new(503, "unavailable", "the topic's history was not read in time")
+                    .response();
+            }
+            Some(_) => {
+                return ApiError::new(504, "timeout", "not every event loop answered in time").response();
+            }
+            None => {}
         }
         self.batches
             .time_out(conn)

@@ -2,7 +2,7 @@
 //! acts on: unknown members are refused, every error names its field.
 
 use serde_json::Value;
-use tether_hub::{Error as HubError, EventId, is_valid_topic, json_string};
+use tether_hub::{Error as HubError, EventId, HistoryQuery, MAX_HISTORY, is_valid_topic, json_string};
 
 use super::{ApiError, MAX_ITEMS};
 
@@ -143,18 +143,8 @@ fn take_data(object: &mut Object, parent: &str) -> Result<String, ApiError> {
     }
 }
 
-/// The events `GET /api/history` answers at most, and by default.
-pub(crate) const MAX_HISTORY: usize = 1000;
+/// The events `GET /api/history` answers by default.
 const DEFAULT_HISTORY: usize = 100;
-
-/// What `GET /api/history?topic=NAME&since=ID&limit=N` asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HistoryQuery {
-    pub(crate) topic: String,
-    /// The id to read after (`None`: from the oldest event held).
-    pub(crate) since: Option<EventId>,
-    pub(crate) limit: usize,
-}
 
 /// Reads a history query from `topic`, `since` and `limit` (`None`
 /// where the request has no such parameter).
@@ -184,7 +174,11 @@ pub(crate) fn parse_history(
             }
         },
     };
-    Ok(HistoryQuery { topic, since, limit })
+    Ok(HistoryQuery {
+        topic: topic.into(),
+        since,
+        limit,
+    })
 }
 
 /// The longest close reason a WebSocket close frame carries.
@@ -542,7 +536,7 @@ mod tests {
         assert_eq!(
             query(Some("a"), Some("5-1"), Some("10")),
             Ok(HistoryQuery {
-                topic: "a".to_owned(),
+                topic: "a".into(),
                 since: Some(EventId::new(5, 1)),
                 limit: 10
             })

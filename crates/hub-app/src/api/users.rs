@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use tether_hub::{
-    ConnectionReport, MAX_LISTED_CONNECTIONS, Members, TopicReport, Transport, json_string, merge_topics,
+    ConnectionReport, HistoryAnswer, MAX_LISTED_CONNECTIONS, Members, TopicReport, Transport, json_string,
+    merge_topics,
 };
 use tether_server::{ConnId, Response};
 
@@ -31,8 +32,8 @@ pub(crate) enum Waiting {
         one: Option<Arc<str>>,
         reports: Vec<TopicReport>,
     },
-    /// `GET /api/history` where the topic's sequencer holds the backlog:
-    /// its page, as the sequencer wrote it.
+    /// `GET /api/history` where the topic's sequencer holds the backlog
+    /// or reads it from the bus: its page.
     History,
     /// `POST /api/presence/counts`: each topic's member count, as its
     /// sequencer answers.
@@ -139,16 +140,22 @@ impl<C: Copy + Eq> GatheringRequests<C> {
         None
     }
 
-    /// The history page a sequencer wrote (`None`: its broker holds no
-    /// backlogs).
-    pub(crate) fn history_of(&mut self, token: u64, json: Option<String>) -> Option<(C, Response)> {
+    /// The history page a sequencer wrote or its bus read, or why there
+    /// is none.
+    pub(crate) fn history_of(&mut self, token: u64, answer: HistoryAnswer) -> Option<(C, Response)> {
         let gather = self.by_token.remove(&token)?;
-        let response = match json {
-            Some(json) => super::history::history_response(json),
-            None => super::ApiError::new(
+        let response = match answer {
+            HistoryAnswer::Page(json) => super::history::history_response(json),
+            HistoryAnswer::Unavailable => super::ApiError::new(
+                503,
+                "unavailable",
+                "the bus that holds the topic's history cannot be read now",
+            )
+            .response(),
+            _ => super::ApiError::new(
                 501,
                 "not_implemented",
-                "history is read from the backlogs this process holds: on a bus the backlog is the bus's (Redis: XRANGE on the topic's stream; NATS: the topic's subject in the JetStream stream)",
+                "this node's broker keeps no history of its topics",
             )
             .response(),
         };
@@ -165,12 +172,18 @@ impl<C: Copy + Eq> GatheringRequests<C> {
         Some((gather.conn, answer(gather.what)))
     }
 
-    /// `conn` went away, or its request timed out: whether it had one
-    /// waiting.
-    pub(crate) fn forget(&mut self, conn: C) -> bool {
-        let before = self.by_token.len();
-        self.by_token.retain(|_, g| g.conn != conn);
-        self.by_token.len() != before
+    /// `conn` went away, or its request timed out: what it waited for,
+    /// if it had a request waiting.
+    pub(crate) fn forget(&mut self, conn: C) -> Option<Waiting> {
+        let tokens: Vec<u64> = (self.by_token.iter())
+            .filter(|(_, g)| g.conn == conn)
+            .map(|(t, _)| *t)
+            .collect();
+        tokens
+            .into_iter()
+            .filter_map(|token| self.by_token.remove(&token))
+            .map(|g| g.what)
+            .last()
     }
 }
 
@@ -339,8 +352,8 @@ mod tests {
                 total: 0,
             },
         );
-        assert!(gathering.forget(8));
-        assert!(!gathering.forget(8));
+        assert!(gathering.forget(8).is_some());
+        assert!(gathering.forget(8).is_none());
         assert!(gathering.done(token, 1).is_none());
     }
 

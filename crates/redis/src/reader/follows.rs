@@ -4,14 +4,12 @@
 use std::sync::Arc;
 
 use redis::RedisError;
-use tether_hub::{Event, EventId, HubMessage};
+use tether_hub::{EventId, HubMessage};
 
 use super::Reader;
 use crate::commands;
-use crate::connection::{self, Con};
-
-/// Entries one `XREVRANGE` fetches at most while building a backlog.
-const PAGE: usize = 256;
+use crate::connection;
+use crate::history::{Bounds, fetch_backlog};
 
 impl Reader {
     /// Sends `Ready` to the loops owed one: the topic's backlog, from
@@ -49,14 +47,13 @@ impl Reader {
                 (Vec::new(), None)
             } else {
                 let end = followed.known.then_some(followed.last);
-                match fetch_history(
-                    con,
-                    topic,
-                    &followed.key,
+                let bounds = Bounds {
+                    max_events: config.history_events,
+                    max_bytes: config.history_bytes,
                     end,
-                    config.history_events,
-                    config.history_bytes,
-                ) {
+                    after: None,
+                };
+                match fetch_backlog(con, topic, &followed.key, &bounds) {
                     Ok(backlog) => backlog,
                     Err(e) if commands::is_server_error(&e) => {
                         log::warn!(
@@ -93,64 +90,4 @@ impl Reader {
         self.flush_outcomes(topic);
         Ok(())
     }
-}
-
-/// A topic's backlog from its stream, oldest first: the newest entries up
-/// to `end` (the stream's end if `None`), at most `max_events` of them and
-/// `max_bytes` (both encodings), and the id of the entry just before them
-/// if there was one (still held; or, when entries were trimmed from the
-/// stream's start, the id just before the first held).
-fn fetch_history(
-    con: &mut Con,
-    topic: &Arc<str>,
-    key: &str,
-    end: Option<EventId>,
-    max_events: usize,
-    max_bytes: usize,
-) -> Result<(Vec<Arc<Event>>, Option<EventId>), RedisError> {
-    let mut newest_first: Vec<Arc<Event>> = Vec::new();
-    let mut bytes = 0;
-    let mut dropped = None;
-    let mut end = end;
-    'pages: loop {
-        let want = (max_events + 1 - newest_first.len()).min(PAGE);
-        let page = commands::parse_entries(&con.query(&commands::xrevrange(key, end, want))?)?;
-        let got = page.len();
-        let page_oldest = page.last().map(|entry| entry.id);
-        for entry in page {
-            let Some(event) = entry.to_event(topic) else {
-                continue;
-            };
-            if newest_first.len() >= max_events || bytes + event.cost() > max_bytes {
-                dropped = Some(entry.id);
-                break 'pages;
-            }
-            bytes += event.cost();
-            newest_first.push(event);
-        }
-        match page_oldest.and_then(commands::prev_id) {
-            Some(before) if got == want => end = Some(before),
-            _ => break,
-        }
-    }
-    if dropped.is_none() {
-        // The history goes back to the stream's first entry (up to `end`):
-        // were entries before it trimmed? Then the id just before it
-        // stands for them (a client that comes back with one of them, or
-        // with 0-0, gets a gap signal).
-        dropped = match con.query(&commands::xinfo_stream(key)) {
-            Ok(info) => match commands::parse_stream_info(&info) {
-                Some(info) if info.lost_entries() => match newest_first.last() {
-                    Some(oldest) => commands::prev_id(oldest.id()),
-                    None => end.or(info.last_generated),
-                },
-                _ => None,
-            },
-            // No such key: a topic nobody published to yet.
-            Err(e) if commands::is_server_error(&e) => None,
-            Err(e) => return Err(e),
-        };
-    }
-    newest_first.reverse();
-    Ok((newest_first, dropped))
 }
