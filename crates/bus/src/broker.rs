@@ -230,3 +230,101 @@ impl<B: Bus> Broker for BusBroker<B> {
         self.bus.write_metrics(out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use tether_hub::EventId;
+
+    use super::*;
+
+    /// A bus whose thread keeps what it is handed.
+    #[derive(Default)]
+    struct Kept {
+        counters: Counters,
+        up: AtomicBool,
+        controls: Mutex<Vec<Control>>,
+    }
+
+    impl Bus for Kept {
+        const KIND: &'static str = "kept";
+        type Status = ();
+        fn counters(&self) -> &Counters {
+            &self.counters
+        }
+        fn connected(&self) -> bool {
+            self.up.load(Ordering::Relaxed)
+        }
+        fn publishing(&self) -> bool {
+            true
+        }
+        fn try_publish(&self, _publish: Publish) -> bool {
+            true
+        }
+        fn control(&self, message: Control) {
+            self.controls.lock().unwrap().push(message);
+        }
+        fn status(&self) {}
+        fn write_metrics(&self, _out: &mut String) {}
+    }
+
+    /// One loop, keeping what is posted to it.
+    #[derive(Default)]
+    struct Posted(Vec<(usize, HubMessage)>);
+
+    impl Context for Posted {
+        fn loops(&self) -> usize {
+            2
+        }
+        fn this_loop(&self) -> usize {
+            0
+        }
+        fn post(&mut self, to_loop: usize, message: HubMessage) {
+            self.0.push((to_loop, message));
+        }
+        fn unix_ms(&self) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn history_goes_to_the_bus_or_is_refused_at_once_while_it_is_down() {
+        let bus = Arc::new(Kept::default());
+        let mut broker = BusBroker::new(bus.clone());
+        let query = HistoryQuery {
+            topic: Arc::from("news"),
+            since: Some(EventId::new(1, 2)),
+            limit: 10,
+        };
+        let reply = ReplyTo {
+            loop_index: 1,
+            token: 7,
+        };
+        let mut cx = Posted::default();
+        // Down: nothing for the bus, the asker told at once.
+        assert!(broker.history(&query, reply, &mut cx));
+        assert!(bus.controls.lock().unwrap().is_empty());
+        let [(1, HubMessage::Control(ControlMessage::HistoryOf { token: 7, answer }))] = &cx.0[..] else {
+            panic!("{:?}", cx.0);
+        };
+        assert_eq!(*answer, HistoryAnswer::Unavailable);
+        // Up: the bus's thread reads it, nothing posted from the loop.
+        bus.up.store(true, Ordering::Relaxed);
+        let mut cx = Posted::default();
+        assert!(broker.history(&query, reply, &mut cx));
+        assert!(cx.0.is_empty());
+        let controls = bus.controls.lock().unwrap();
+        let [
+            Control::History {
+                query: asked,
+                reply: to,
+            },
+        ] = &controls[..]
+        else {
+            panic!("{controls:?}");
+        };
+        assert_eq!((asked, *to), (&query, reply));
+    }
+}
