@@ -11,7 +11,9 @@
 // unsubscribed from it from the page (admin.subscribe.mjs).
 // A second server, started without a metrics token, must show its page
 // read-only and refuse every action (403); and neither answers a request
-// naming a host that is not theirs (a DNS-rebinding page's: 421).
+// naming a host that is not theirs (a DNS-rebinding page's: 421). A third,
+// on a Redis it starts (admin.bus.mjs), must show a topic's last events
+// read from the bus.
 // Started by admin.sh beside this file (which provides Chromium,
 // playwright-core and the binary).
 //
@@ -32,6 +34,7 @@ import { inflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 import { checkActions, JWT_SECRET } from './admin.actions.mjs';
+import { checkOnRedis } from './admin.bus.mjs';
 import { checkServerSubscriptions } from './admin.subscribe.mjs';
 import { CHROMIUM_FLAGS, startServer, stopServer, tally } from './harness.mjs';
 
@@ -448,6 +451,9 @@ try {
 
   await checkRebinding(server, 'with a metrics token');
   await checkWithoutToken(browser);
+  await checkOnRedis({
+    bin: BIN, work: WORK, browser, check, tokens: { metrics: METRICS_TOKEN, publish: PUBLISH_TOKEN }, fetchOnce,
+  });
 } catch (e) {
   check('the run', false, e.stack);
   if (page) writeFileSync(join(WORK, 'admin-failed.html'), await page.content().catch(() => ''));

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Headless Chromium against the admin page (admin.mjs): tether serve --app
-# hub with an admin listener and a metrics token; the browser signs in,
+# hub with an admin listener and a metrics token (and one on a Redis it
+# starts, when redis-server is installed); the browser signs in,
 # load is applied from Node, and the page's figures and charts must move.
 #
 #   conformance/browser/admin.sh
