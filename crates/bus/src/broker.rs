@@ -297,6 +297,7 @@ mod tests {
             topic: Arc::from("news"),
             since: Some(EventId::new(1, 2)),
             limit: 10,
+            reverse: false,
         };
         let reply = ReplyTo {
             loop_index: 1,

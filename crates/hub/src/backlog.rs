@@ -105,6 +105,12 @@ impl<'a> Iterator for Events<'a> {
     }
 }
 
+impl DoubleEndedIterator for Events<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back()
+    }
+}
+
 impl ExactSizeIterator for Events<'_> {}
 
 impl Backlog {

@@ -22,6 +22,9 @@ pub struct HistoryQuery {
     pub since: Option<EventId>,
     /// The most events (1 to [`MAX_HISTORY`]).
     pub limit: usize,
+    /// Newest first: the events before `since` (without it, from the
+    /// newest held), back to the oldest held.
+    pub reverse: bool,
 }
 
 /// What the broker that holds a topic's backlog answers for a page
@@ -53,12 +56,25 @@ pub enum HistoryAnswer {
 /// for seq in 1..=3 {
 ///     backlog.push(Event::new(Arc::from("t"), EventId::new(1, seq), "message", "x")?)?;
 /// }
-/// let query = HistoryQuery { topic: Arc::from("t"), since: Some(EventId::new(1, 1)), limit: 1 };
+/// let query = HistoryQuery { topic: Arc::from("t"), since: Some(EventId::new(1, 1)), limit: 1, reverse: false };
 /// let page = history_json(&query, Some(&backlog));
 /// assert!(page.contains(r#""id":"1-2""#) && page.ends_with(r#""next":"1-2","more":true,"gap":null}"#));
+/// // Newest first, before 1-3.
+/// let query = HistoryQuery { since: Some(EventId::new(1, 3)), limit: 5, reverse: true, ..query };
+/// let page = history_json(&query, Some(&backlog));
+/// assert!(page.contains(r#""id":"1-2""#) && page.ends_with(r#""next":"1-1","more":false,"gap":null}"#));
 /// # Ok::<(), tether_hub::Error>(())
 /// ```
+///
+/// With [`HistoryQuery::reverse`], the page is the events held before
+/// `since` (without it, the newest), newest first; `next` is the oldest
+/// of them (the `since` of the next, older page); `more` says whether
+/// older events are held; `gap` is null (a reverse walk ends at the
+/// oldest event held).
 pub fn history_json(query: &HistoryQuery, backlog: Option<&Backlog>) -> String {
+    if query.reverse {
+        return reverse_json(query, backlog);
+    }
     let since = query.since.unwrap_or(EventId::ZERO);
     let (gap, mut events) = match backlog.map(|b| b.replay_id(since)) {
         Some(Replay::Events(events)) => (None, Some(events)),
@@ -87,6 +103,28 @@ pub fn history_json(query: &HistoryQuery, backlog: Option<&Backlog>) -> String {
         None => body.push_str("null"),
     }
     body.push('}');
+    body
+}
+
+/// [`history_json`] newest first.
+fn reverse_json(query: &HistoryQuery, backlog: Option<&Backlog>) -> String {
+    let mut older = (backlog.into_iter())
+        .flat_map(Backlog::iter)
+        .rev()
+        .skip_while(|event| query.since.is_some_and(|before| event.id() >= before));
+    let mut body = String::from("{\"topic\":");
+    body.push_str(&json_string(&query.topic));
+    body.push_str(",\"events\":[");
+    let mut next = query.since.unwrap_or(EventId::ZERO);
+    for (count, event) in older.by_ref().take(query.limit).enumerate() {
+        if count > 0 {
+            body.push(',');
+        }
+        body.push_str(event.json());
+        next = event.id();
+    }
+    let more = older.next().is_some();
+    body.push_str(&format!("],\"next\":\"{next}\",\"more\":{more},\"gap\":null}}"));
     body
 }
 
@@ -135,6 +173,7 @@ mod tests {
             topic: Arc::from("a"),
             since,
             limit,
+            reverse: false,
         }
     }
 
@@ -166,6 +205,52 @@ mod tests {
         assert_eq!(
             history_json_of(&q, Vec::new(), None, 3, 1 << 20),
             history_json(&q, None)
+        );
+        // Newest first, page by page, the same from a backlog read
+        // elsewhere.
+        for since in [
+            None,
+            Some(EventId::new(1, 5)),
+            Some(EventId::new(1, 4)),
+            Some(EventId::new(1, 9)),
+        ] {
+            let q = HistoryQuery {
+                reverse: true,
+                ..query(since, 2)
+            };
+            assert_eq!(
+                history_json_of(&q, read(), Some(EventId::new(1, 2)), 3, 1 << 20),
+                history_json(&q, Some(&held)),
+            );
+        }
+        let q = HistoryQuery {
+            reverse: true,
+            ..query(None, 2)
+        };
+        let newest = history_json(&q, Some(&held));
+        assert!(
+            newest.contains(r#""data":"e5"},{"topic":"a","id":"1-4""#)
+                && newest.ends_with(r#""next":"1-4","more":true,"gap":null}"#),
+            "{newest}"
+        );
+        let q = HistoryQuery {
+            since: Some(EventId::new(1, 4)),
+            ..q
+        };
+        let oldest = history_json(&q, Some(&held));
+        assert!(
+            oldest.contains(r#""events":[{"topic":"a","id":"1-3""#)
+                && oldest.ends_with(r#""next":"1-3","more":false,"gap":null}"#),
+            "{oldest}"
+        );
+        let q = HistoryQuery {
+            since: Some(EventId::new(1, 3)),
+            ..q
+        };
+        let past = history_json(&q, Some(&held));
+        assert!(
+            past.ends_with(r#""events":[],"next":"1-3","more":false,"gap":null}"#),
+            "{past}"
         );
         // Out of order: nothing held.
         let mut wrong = read();

@@ -106,7 +106,7 @@ pub(crate) fn fetch_backlog(
 
 /// What a page of `GET /api/history` is cut from: the topic's backlog as
 /// a loop that follows it now would get it, read only back to the page's
-/// `since`. A key that is not a stream is a topic without events (the
+/// `since` (for a page after it). A key that is not a stream is a topic without events (the
 /// reader passes it over too).
 pub(crate) fn read_history(
     con: &mut Con,
@@ -119,7 +119,10 @@ pub(crate) fn read_history(
         max_events,
         max_bytes,
         end: None,
-        after: query.since.filter(|&since| since != EventId::ZERO),
+        // A reverse page is the events before `since`: the whole backlog.
+        after: (query.since)
+            .filter(|&since| since != EventId::ZERO)
+            .filter(|_| !query.reverse),
     };
     match fetch_backlog(con, &query.topic, key, &bounds) {
         Err(e) if commands::is_server_error(&e) => {

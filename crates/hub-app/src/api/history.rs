@@ -37,6 +37,7 @@ mod tests {
                 topic: "a".into(),
                 since,
                 limit,
+                reverse: false,
             };
             text(&history(&q, Some(&backlog)))
         };
@@ -68,6 +69,7 @@ mod tests {
             topic: "b".into(),
             since: None,
             limit: 5,
+            reverse: false,
         };
         let none = text(&history(&q, None));
         assert_eq!(

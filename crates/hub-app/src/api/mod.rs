@@ -346,6 +346,7 @@ impl ServerApi {
             request.query_param("topic"),
             request.query_param("since"),
             request.query_param("limit"),
+            request.query_param("reverse"),
         )?;
         Self::may_read(parts, credential, &query.topic)?;
         if parts.broker.complete() {

@@ -146,12 +146,13 @@ fn take_data(object: &mut Object, parent: &str) -> Result<String, ApiError> {
 /// The events `GET /api/history` answers by default.
 const DEFAULT_HISTORY: usize = 100;
 
-/// Reads a history query from `topic`, `since` and `limit` (`None`
-/// where the request has no such parameter).
+/// Reads a history query from `topic`, `since`, `limit` and `reverse`
+/// (`None` where the request has no such parameter).
 pub(crate) fn parse_history(
     topic: Option<String>,
     since: Option<String>,
     limit: Option<String>,
+    reverse: Option<String>,
 ) -> Result<HistoryQuery, ApiError> {
     let topic = topic.ok_or_else(|| ApiError::bad("topic is required"))?;
     if !is_valid_topic(&topic) {
@@ -174,10 +175,16 @@ pub(crate) fn parse_history(
             }
         },
     };
+    let reverse = match reverse.as_deref() {
+        None | Some("" | "false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(_) => return Err(ApiError::bad("reverse must be true or false")),
+    };
     Ok(HistoryQuery {
         topic: topic.into(),
         since,
         limit,
+        reverse,
     })
 }
 
@@ -528,6 +535,7 @@ mod tests {
             topic.map(str::to_owned),
             since.map(str::to_owned),
             limit.map(str::to_owned),
+            None,
         )
     }
 
@@ -538,9 +546,23 @@ mod tests {
             Ok(HistoryQuery {
                 topic: "a".into(),
                 since: Some(EventId::new(5, 1)),
-                limit: 10
+                limit: 10,
+                reverse: false,
             })
         );
+        let reverse = |text: &str| parse_history(Some("a".into()), None, None, Some(text.into()));
+        for (text, reverse_of) in [
+            ("true", true),
+            ("1", true),
+            ("false", false),
+            ("0", false),
+            ("", false),
+        ] {
+            assert_eq!(reverse(text).map(|q| q.reverse), Ok(reverse_of), "{text}");
+        }
+        for bad in ["yes", "TRUE", "2"] {
+            assert_eq!(reverse(bad).unwrap_err().message, "reverse must be true or false");
+        }
         assert_eq!(
             query(Some("a"), Some(""), None).map(|q| (q.since, q.limit)),
             Ok((None, 100))

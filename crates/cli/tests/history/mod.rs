@@ -1,40 +1,23 @@
-//! `GET /api/history` on every bus answers as on one node: the same
-//! publishes (event types, publish keys, more than the backlog holds) to
-//! a `tether serve --app hub --memory` node and to a node on a real
-//! `redis-server`, a Redis Cluster and a `nats-server` with JetStream give
-//! the same pages (data, types, order, `next`, `more`, the gap signal,
-//! paging with `since` and `limit`, a `since` ahead of the topic, an
-//! unknown topic, the errors), the ids apart: each bus numbers its own,
-//! and they are compared as the ids the topic's subscriber got. A bus
-//! that does not answer (Redis paused, NATS stopped) is a 503 with
-//! `Retry-After`; back, history answers again.
-//!
-//! Each bus's test is skipped (with a printed reason) when its server is
-//! not installed, unless `TETHER_REQUIRE_REDIS` / `TETHER_REQUIRE_NATS`
-//! is set.
+//! What the end-to-end tests of `GET /api/history` over a bus share: the
+//! same publishes (event types, publish keys, more than the backlog
+//! holds) to a `tether serve --app hub --memory` node and to a node on
+//! the bus give the same pages (data, types, order, `next`, `more`, the
+//! gap signal, paging with `since` and `limit`, forward and `reverse`, a
+//! `since` ahead of the topic, an unknown topic, the errors), the ids
+//! apart: each bus numbers its own, and they are compared as the ids the
+//! topic's subscriber got. Each test file brings its bus.
 
-// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
-#![cfg(all(feature = "redis", feature = "nats"))]
-
-mod bus;
-// Its re-exports are the Redis support's too: this file uses that one's.
-#[allow(unused_imports)]
-#[path = "../../nats/tests/support/mod.rs"]
-mod nats_support;
-mod serve;
-#[path = "../../redis/tests/support/mod.rs"]
-mod support;
+#![allow(dead_code)] // each test file uses a part
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 
-use bus::{ScratchDir, Seen, Subscriber, TOKEN, TOPIC};
 use serde_json::Value;
-use serve::Node;
-use support::PATIENCE;
+
+use super::bus::{Seen, Subscriber, TOKEN, TOPIC};
+use super::serve::Node;
+use super::support::PATIENCE;
 
 /// The backlog every node keeps: fewer than the events published, so
 /// that the oldest are dropped and a `since` among them gets the gap.
@@ -43,14 +26,14 @@ const BACKLOG: usize = 5;
 const EVENTS: usize = 8;
 
 /// Starts a node with a small backlog and `args`.
-fn start_node(dir: &Path, name: &str, args: &[&str]) -> Node {
+pub(crate) fn start_node(dir: &Path, name: &str, args: &[&str]) -> Node {
     let mut all = vec!["--backlog-events", "5"];
     all.extend_from_slice(args);
     Node::start(dir, name, &all, &[("TETHER_PUBLISH_TOKEN", TOKEN)])
 }
 
 /// One `GET` with the publish token: the status, the head and the body.
-fn get(node: &Node, target: &str) -> (u16, String, String) {
+pub(crate) fn get(node: &Node, target: &str) -> (u16, String, String) {
     let mut stream = TcpStream::connect(node.addr).expect("connect");
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     let request = format!(
@@ -157,11 +140,33 @@ fn answers(node: &Node) -> Vec<(String, u16, Value)> {
         }
         since = json["next"].as_str().unwrap().to_owned();
     }
+    // Newest first, page by page, back to the oldest held.
+    let mut since = String::new();
+    for page in 0.. {
+        assert!(page <= EVENTS, "paging does not end");
+        let json = ask(
+            format!("reverse page {page}"),
+            format!("{base}&limit=2&reverse=true&since={since}"),
+        );
+        if json["more"] != true {
+            break;
+        }
+        since = json["next"].as_str().unwrap().to_owned();
+    }
     // From each id: dropped ones get the gap, the one just before the
-    // backlog and the held ones exactly what follows.
+    // backlog and the held ones exactly what follows; newest first, what
+    // is held before it.
     for (n, id) in ids.iter().enumerate() {
         ask(format!("since #{n}"), format!("{base}&limit=2&since={id}"));
+        ask(
+            format!("reverse since #{n}"),
+            format!("{base}&limit=2&since={id}&reverse=1"),
+        );
     }
+    ask(
+        "reverse since ahead".into(),
+        format!("{base}&reverse=true&since={ahead}"),
+    );
     ask("since 0-0".into(), format!("{base}&limit=3&since=0-0"));
     ask("since ahead".into(), format!("{base}&since={ahead}"));
     ask("unknown topic".into(), "/api/history?topic=nothing.here".into());
@@ -171,6 +176,7 @@ fn answers(node: &Node) -> Vec<(String, u16, Value)> {
     );
     ask("bad since".into(), format!("{base}&since=x"));
     ask("bad limit".into(), format!("{base}&limit=1001"));
+    ask("bad reverse".into(), format!("{base}&reverse=yes"));
     ask("bad topic".into(), "/api/history?topic=a%20b".into());
     ask("no topic".into(), "/api/history".into());
     out
@@ -191,12 +197,17 @@ fn one_node(dir: &Path) -> Vec<(String, u16, Value)> {
     assert!(find("since #2")["gap"].is_null(), "{answers:?}");
     assert_eq!(find("since #4")["more"], true);
     assert!(find("since ahead")["gap"].is_object(), "{answers:?}");
+    assert_eq!(
+        find("reverse page 0")["events"][0]["id"],
+        format!("#{}", EVENTS - 1)
+    );
+    assert_eq!(find("reverse since #4")["events"][0]["id"], "#3");
     assert!(answers.iter().any(|(_, status, _)| *status == 400));
     answers
 }
 
 /// `bus` answers as one node does, question by question.
-fn same_as_one_node(bus: &str, dir: &Path, node: &Node) {
+pub(crate) fn same_as_one_node(bus: &str, dir: &Path, node: &Node) {
     let expected = one_node(dir);
     let got = answers(node);
     assert_eq!(got.len(), expected.len(), "{bus}: {got:#?}");
@@ -206,7 +217,7 @@ fn same_as_one_node(bus: &str, dir: &Path, node: &Node) {
 }
 
 /// While the bus does not answer: 503 with `Retry-After`.
-fn unavailable(node: &Node) {
+pub(crate) fn unavailable(node: &Node) {
     let (status, head, body) = get(node, &format!("/api/history?topic={TOPIC}"));
     assert_eq!(status, 503, "{body}");
     assert!(head.contains("retry-after: "), "{head}");
@@ -215,52 +226,4 @@ fn unavailable(node: &Node) {
         "unavailable",
         "{body}"
     );
-}
-
-#[test]
-fn history_on_redis_is_one_nodes() {
-    if !support::available("history_on_redis_is_one_nodes") {
-        return;
-    }
-    let dir = ScratchDir::new("history-redis");
-    let redis = support::RedisServer::start();
-    let node = start_node(
-        &dir,
-        "redis",
-        &["--redis", &redis.url(), "--redis-prefix", "hist:"],
-    );
-    same_as_one_node("redis", &dir, &node);
-    // Paused: the read waits for an answer that does not come.
-    redis.pause();
-    unavailable(&node);
-    redis.resume();
-    support::wait_until("history read again", || {
-        get(&node, &format!("/api/history?topic={TOPIC}")).0 == 200
-    });
-}
-
-#[test]
-fn history_on_a_redis_cluster_is_one_nodes() {
-    if !support::cluster::available("history_on_a_redis_cluster_is_one_nodes") {
-        return;
-    }
-    let dir = ScratchDir::new("history-cluster");
-    let cluster = support::cluster::RedisCluster::start();
-    let url = cluster.url();
-    let node = start_node(&dir, "cluster", &["--redis", &url, "--redis-prefix", "hist:"]);
-    same_as_one_node("redis cluster", &dir, &node);
-}
-
-#[test]
-fn history_on_nats_is_one_nodes() {
-    if !nats_support::available("history_on_nats_is_one_nodes") {
-        return;
-    }
-    let dir = ScratchDir::new("history-nats");
-    let mut nats = nats_support::NatsServer::start();
-    let node = start_node(&dir, "nats", &["--nats", &nats.url(), "--nats-prefix", "hist"]);
-    same_as_one_node("nats", &dir, &node);
-    nats.stop();
-    bus::wait_for_the_bus_gone(&[&node], "nats", "tether_nats_connected 0\n");
-    unavailable(&node);
 }
