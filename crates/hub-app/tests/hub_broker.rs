@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{HttpConn, SseClient, WsClient, config};
-use tether_hub::{Broker, Context, Error, Event, EventId, HubMessage, Publish};
+use tether_hub::{Broker, Context, Error, Event, EventId, HistoryQuery, HubMessage, Publish, ReplyTo};
 use tether_hub_app::{HubSettings, HubShared};
 use tether_server::{CloseCode, Handshake, Server};
 
@@ -37,6 +37,9 @@ struct OnDemand {
     following: HashSet<Arc<str>>,
     follows: Arc<AtomicUsize>,
     unfollows: Arc<AtomicUsize>,
+    /// Takes history questions, as a bus does, and never answers them;
+    /// without it, keeps no history (the default `Broker::history`).
+    silent_history: bool,
 }
 
 impl OnDemand {
@@ -99,6 +102,10 @@ impl Broker for OnDemand {
         self.following.remove(topic);
     }
 
+    fn history(&mut self, _query: &HistoryQuery, _reply: ReplyTo, _cx: &mut dyn Context) -> bool {
+        self.silent_history
+    }
+
     fn kind(&self) -> &'static str {
         "on-demand"
     }
@@ -114,6 +121,8 @@ fn start(broker: OnDemand) -> Hub {
     let (addr, running) = Running::server(move || {
         let mut settings = HubSettings::default();
         settings.publish_token = Some(TOKEN.to_owned());
+        // How long a request waits for the broker (a hang guard here).
+        settings.publish_timeout = Duration::from_secs(1);
         let app = HubShared::new(settings, 1).app_with_broker(0, Box::new(broker));
         Server::bind(config(), Handshake::new(), app)
     });
@@ -199,4 +208,36 @@ fn subscribers_wait_for_the_backlog_and_resume_after_a_resync() {
 
     let metrics = String::from_utf8(common::get(server.addr, "/metrics").body).unwrap();
     assert!(metrics.contains("tether_broker_state{broker=\"on-demand\",state=\"up\"} 1\n"));
+}
+
+/// History from a broker that keeps none is 501; from one that reads it
+/// elsewhere (a bus) and does not answer in the request's time, 503 with
+/// `Retry-After`, and the server goes on.
+#[test]
+fn history_a_broker_keeps_nowhere_or_does_not_answer() {
+    for (silent, status, code) in [(false, 501, "not_implemented"), (true, 503, "unavailable")] {
+        let server = start(OnDemand {
+            silent_history: silent,
+            ..OnDemand::default()
+        });
+        let mut publisher = HttpConn::connect(server.addr);
+        publish(&mut publisher, "od", "message", "e1");
+        let mut conn = HttpConn::connect(server.addr);
+        conn.request(
+            "GET",
+            "/api/history?topic=od",
+            &format!("Authorization: Bearer {TOKEN}\r\n"),
+        );
+        let answer = conn.response();
+        assert_eq!(answer.status, status);
+        let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+        assert_eq!(json["error"]["code"], code, "{json}");
+        assert_eq!(
+            answer.header("retry-after").is_some(),
+            silent,
+            "{:?}",
+            answer.headers
+        );
+        publish(&mut publisher, "od", "message", "e2");
+    }
 }
