@@ -449,6 +449,14 @@ fn the_books_examples_work() {
             "/api/history" => {
                 assert_eq!(answer["topic"], "news.world", "{line}: {answer}");
                 assert_eq!(answer["events"].as_array().map(Vec::len), Some(2), "{answer}");
+                // Oldest first, or newest first (the broadcast's event).
+                let first = if target.contains("reverse=true") {
+                    "breaking"
+                } else {
+                    "one"
+                };
+                assert_eq!(answer["events"][0]["data"], first, "{line}: {answer}");
+                assert_eq!(answer["events"][1]["key"], "n-2", "{line}: {answer}");
             }
             "/api/presence" => assert_eq!(
                 (&answer["topic"], &answer["count"]),
@@ -481,7 +489,7 @@ fn the_books_examples_work() {
         }
         ran += 1;
     }
-    assert_eq!(ran, 14);
+    assert_eq!(ran, 15);
 }
 
 /// Over HTTP/2, two batches at once on one connection, each answered on
