@@ -34,6 +34,8 @@ use crate::shared::{Control, Link, Post, RedisBus, SharedLimits};
 
 /// Members added or scored again in one command at most.
 const BATCH: usize = 512;
+/// Messages handled at most between two looks at the work that is due.
+const PER_TURN: usize = 64;
 
 pub(crate) struct PresenceThread {
     shared: Arc<RedisBus>,
@@ -144,7 +146,11 @@ impl PresenceThread {
                     if !self.handle(message) {
                         return self.stop();
                     }
-                    while let Ok(message) = self.rx.try_recv() {
+                    // At most a turn's worth: the refreshes and reads
+                    // that are due go on between turns, however many
+                    // messages (history pages, say) keep coming.
+                    for _ in 1..PER_TURN {
+                        let Ok(message) = self.rx.try_recv() else { break };
                         if !self.handle(message) {
                             return self.stop();
                         }
