@@ -13,6 +13,7 @@
 
 pub mod h2;
 pub mod h3;
+pub mod postgres;
 pub mod tls;
 
 use std::io::{self, ErrorKind, Read, Write};
