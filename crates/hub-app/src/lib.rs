@@ -208,6 +208,7 @@ impl HubApp {
                 hub: self.delivery.hub(),
                 broker: &*self.broker,
                 per_topic: self.shared.settings.metrics_topics,
+                shared: Some(&self.shared),
             };
             let token = self.shared.settings.metrics_token.as_deref();
             let build = self.shared.settings.build_info.as_ref();
@@ -425,6 +426,7 @@ impl App for HubApp {
                 hub: self.delivery.hub(),
                 broker: &*self.broker,
                 per_topic: false,
+                shared: None,
             };
             let token = self.shared.settings.metrics_token.as_deref();
             self.admin.subscribe(ctx, conn, request, &sources, token);
@@ -538,6 +540,7 @@ impl App for HubApp {
             hub: self.delivery.hub(),
             broker: &*self.broker,
             per_topic: false,
+            shared: None,
         };
         let token = self.shared.settings.metrics_token.as_deref();
         self.admin.tick(ctx, &sources, token);

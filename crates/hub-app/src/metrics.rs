@@ -246,6 +246,9 @@ pub(super) struct Sources<'a> {
     pub(super) broker: &'a dyn Broker,
     /// Label the backlog by topic ([`super::HubSettings::metrics_topics`]).
     pub(super) per_topic: bool,
+    /// The node's own metrics ([`super::HubShared::add_metrics`]), on the
+    /// `/metrics` page.
+    pub(super) shared: Option<&'a super::HubShared>,
 }
 
 /// The QUIC and HTTP/3 counters (all zero while HTTP/3 is off).
@@ -659,6 +662,9 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>, build: Option<&(String, S
     );
     super::latency::write(&mut out, sources.loops, sources.broker.round_trip());
     sources.broker.write_metrics(&mut out);
+    if let Some(shared) = sources.shared {
+        shared.write_metrics(&mut out);
+    }
     if let Some((version, commit)) = build {
         build_info(&mut out, version, commit);
     }

@@ -49,7 +49,12 @@ pub struct HubShared {
     revocation_sink: Arc<Mutex<Option<RevocationSink>>>,
     /// Checks `/readyz` reports beside the hub's own.
     readiness_checks: Arc<Mutex<Vec<ReadinessCheck>>>,
+    /// Writers of `/metrics` lines beside the hub's own.
+    metrics_writers: Arc<Mutex<Vec<MetricsWriter>>>,
 }
+
+/// What [`HubShared::add_metrics`] is given.
+type MetricsWriter = Arc<dyn Fn(&mut String) + Send + Sync>;
 
 /// What [`HubShared::add_readiness_check`] is given.
 type ReadinessCheck = Arc<dyn Fn(&mut tether_server::Readiness) + Send + Sync>;
@@ -96,6 +101,7 @@ impl HubShared {
             node: node_tag(),
             revocation_sink: Arc::default(),
             readiness_checks: Arc::default(),
+            metrics_writers: Arc::default(),
         }
     }
 
@@ -148,6 +154,29 @@ impl HubShared {
             .clone();
         for check in checks {
             check(report);
+        }
+    }
+
+    /// Adds lines to `/metrics`, after the hub's own: for a part of the
+    /// node the hub does not see, as the outbox consumer. `write` appends
+    /// metrics in the Prometheus text format (their `# HELP` and `# TYPE`
+    /// lines with them); it runs on the loop that answers the scrape, so
+    /// it must not block (read counters a thread of its own keeps).
+    pub fn add_metrics(&self, write: impl Fn(&mut String) + Send + Sync + 'static) {
+        let mut writers = self.metrics_writers.lock().unwrap_or_else(|e| e.into_inner());
+        writers.push(Arc::new(write));
+    }
+
+    /// Writes the lines of [`HubShared::add_metrics`]'s writers.
+    pub(super) fn write_metrics(&self, out: &mut String) {
+        // Cloned out, so that no writer runs under the lock.
+        let writers = self
+            .metrics_writers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for write in writers {
+            write(out);
         }
     }
 
