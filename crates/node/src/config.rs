@@ -103,6 +103,10 @@ pub struct NodeConfig {
     pub bus: Option<Bus>,
     /// The application's backend, if it decides.
     pub hooks: Option<Hooks>,
+    /// A PostgreSQL outbox table whose rows the node publishes into the
+    /// hub, if any (one node at a time per table; the others stand by).
+    #[cfg(feature = "outbox")]
+    pub outbox: Option<tether_outbox::OutboxConfig>,
     /// SIGINT and SIGTERM shut the node down gracefully, and SIGHUP
     /// reloads (an embedder with signal handling of its own turns this
     /// off and uses [`Listening::handle`](crate::Listening::handle); SIGHUP
@@ -136,6 +140,8 @@ impl NodeConfig {
             storage: Storage::Memory,
             bus: None,
             hooks: None,
+            #[cfg(feature = "outbox")]
+            outbox: None,
             handle_signals: true,
             reload_settings: None,
             sighup: None,

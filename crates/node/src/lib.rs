@@ -49,6 +49,8 @@ mod error;
 pub mod files;
 mod keys;
 mod node;
+#[cfg(feature = "outbox")]
+mod outbox;
 mod reload;
 mod tls;
 
@@ -67,4 +69,6 @@ pub use tls::{Tls, TlsCert};
 /// configuration, which a [`NodeConfig`] is made of.
 pub use tether_apps::{DemoLogin, HubSettings, HubShared};
 pub use tether_hub_durable::{DurableConfig, Fsync};
+#[cfg(feature = "outbox")]
+pub use tether_outbox::{OutboxConfig, TableName};
 pub use tether_server::{Config, Handle, Handshake};

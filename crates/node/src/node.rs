@@ -54,6 +54,18 @@ struct HubParts {
     shared: HubShared,
     bridge: Option<Bridge>,
     durable: Vec<Option<DurableBroker>>,
+    /// The outbox table to publish, if any.
+    #[cfg(feature = "outbox")]
+    outbox: Option<tether_outbox::OutboxConfig>,
+}
+
+/// The parts that run beside the loops once they are bound: the bus's
+/// threads, the outbox consumer's.
+#[derive(Default)]
+struct Beside {
+    bridge: Option<Bridge>,
+    #[cfg(feature = "outbox")]
+    outbox: Option<tether_outbox::Consumer>,
 }
 
 // The bus is taken out of the parts for binding (every loop's broker is
@@ -97,6 +109,8 @@ impl HubNode {
             storage,
             bus,
             hooks,
+            #[cfg(feature = "outbox")]
+            outbox,
             handle_signals,
             reload_settings,
             sighup,
@@ -192,6 +206,8 @@ impl HubNode {
                 shared,
                 bridge,
                 durable,
+                #[cfg(feature = "outbox")]
+                outbox,
             };
             if demo {
                 Built::Demo(parts, login)
@@ -199,6 +215,10 @@ impl HubNode {
                 Built::Hub(parts)
             }
         } else {
+            #[cfg(feature = "outbox")]
+            if outbox.is_some() {
+                log::warn!("outbox: the echo has no hub to publish the rows into: not started");
+            }
             Built::Echo
         };
         if let Some(hangup) = hangup {
@@ -264,7 +284,7 @@ impl HubNode {
             hooks,
             announce,
         };
-        let mut bridge = None;
+        let mut beside = Beside::default();
         let loops = match app {
             Built::Demo(mut parts, login) => {
                 if let Some(login) = &login {
@@ -274,7 +294,8 @@ impl HubNode {
                         login.secret_origin()
                     );
                 }
-                bridge = parts.bridge.take();
+                let bridge = parts.bridge.take();
+                let wanted = parts.beside();
                 let make = |index| {
                     let hub = parts.app(bridge.as_ref(), index);
                     match &login {
@@ -282,18 +303,19 @@ impl HubNode {
                         None => Demo::with_hub(hub),
                     }
                 };
-                Loops::Demo(Box::new(setup.bind(make, "open it in a browser", |poster| {
-                    start(bridge.as_ref(), poster)
-                })?))
+                let bound = |poster| wanted.start(bridge.as_ref(), poster, &mut beside);
+                let cluster = setup.bind(make, "open it in a browser", bound)?;
+                beside.bridge = bridge;
+                Loops::Demo(Box::new(cluster))
             }
             Built::Hub(mut parts) => {
-                bridge = parts.bridge.take();
+                let bridge = parts.bridge.take();
+                let wanted = parts.beside();
                 let make = |index| parts.app(bridge.as_ref(), index);
-                Loops::Hub(Box::new(setup.bind(
-                    make,
-                    "the pub/sub hub at /topics",
-                    |poster| start(bridge.as_ref(), poster),
-                )?))
+                let bound = |poster| wanted.start(bridge.as_ref(), poster, &mut beside);
+                let cluster = setup.bind(make, "the pub/sub hub at /topics", bound)?;
+                beside.bridge = bridge;
+                Loops::Hub(Box::new(cluster))
             }
             Built::Echo => Loops::Echo(Box::new(setup.bind(
                 |_| Echo::everywhere(),
@@ -303,7 +325,7 @@ impl HubNode {
         };
         Ok(Listening {
             loops,
-            _bridge: bridge,
+            _beside: beside,
         })
     }
 
@@ -321,8 +343,9 @@ impl HubNode {
 /// A node listening, not yet serving: [`run`](Listening::run) serves.
 pub struct Listening {
     loops: Loops,
-    /// The bus, if any: it posts to the loops while they run.
-    _bridge: Option<Bridge>,
+    /// The bus and the outbox consumer, if any: they post to the loops
+    /// while they run.
+    _beside: Beside,
 }
 
 /// Boxed: the demo's loops are larger than the echo's.
@@ -360,7 +383,7 @@ impl Listening {
     ///
     /// The first error a loop hit (a loop that fails stops the others).
     pub fn run(self) -> Result<(), NodeError> {
-        let Listening { loops, _bridge } = self;
+        let Listening { loops, _beside } = self;
         match loops {
             Loops::Hub(c) => (*c).run(),
             Loops::Demo(c) => (*c).run(),
@@ -436,11 +459,44 @@ impl Setup {
     }
 }
 
-/// Starts the bus's threads, if there is a bus, posting to the loops.
-fn start(bridge: Option<&Bridge>, poster: Poster<HubMessage>) -> std::io::Result<()> {
-    match bridge {
-        Some(bridge) => bridge.start(poster),
-        None => Ok(()),
+/// What is to run beside the loops of a hub besides its bus (which is
+/// taken out of its parts for binding: every loop's broker is made from
+/// it, and it then posts to the loops).
+struct Wanted {
+    shared: HubShared,
+    #[cfg(feature = "outbox")]
+    outbox: Option<tether_outbox::OutboxConfig>,
+}
+
+impl HubParts {
+    fn beside(&mut self) -> Wanted {
+        Wanted {
+            shared: self.shared.clone(),
+            #[cfg(feature = "outbox")]
+            outbox: self.outbox.take(),
+        }
+    }
+}
+
+impl Wanted {
+    /// Starts the bus's threads, if there is a bus, and the outbox
+    /// consumer, if there is one, posting to the loops through `poster`
+    /// (the consumer is kept in `beside`).
+    fn start(
+        self,
+        bridge: Option<&Bridge>,
+        poster: Poster<HubMessage>,
+        beside: &mut Beside,
+    ) -> std::io::Result<()> {
+        let _ = (&self.shared, &beside);
+        if let Some(bridge) = bridge {
+            bridge.start(poster.clone())?;
+        }
+        #[cfg(feature = "outbox")]
+        if let Some(config) = self.outbox {
+            beside.outbox = Some(crate::outbox::start(config, &self.shared, poster)?);
+        }
+        Ok(())
     }
 }
 

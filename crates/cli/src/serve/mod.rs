@@ -3,13 +3,15 @@
 //! with `--config` reads them again. Each group of options is a module:
 //! [`server`] (address, limits, compression), [`tls`], [`hub`] (access,
 //! metrics, storage), [`auth`] (tokens), [`hooks`] (the backend), [`bus`]
-//! (Redis, NATS).
+//! (Redis, NATS), `outbox` (a PostgreSQL outbox table).
 
 mod auth;
 mod bus;
 mod hooks;
 mod hub;
 mod jwks;
+#[cfg(feature = "outbox")]
+mod outbox;
 mod server;
 mod tls;
 mod values;
@@ -348,8 +350,16 @@ fn start(args: &Args, reload: Option<Reload>) -> Result<(), NodeError> {
     if hub {
         config.hooks = args.hooks.hooks(&settings).map_err(NodeError::Config)?;
         config.bus = bus::bus(args);
+        #[cfg(feature = "outbox")]
+        {
+            config.outbox = args.outbox.outbox().map_err(NodeError::Config)?;
+        }
     } else {
         bus::warn_unused(args);
+        #[cfg(feature = "outbox")]
+        if args.outbox.outbox_url.is_some() || args.outbox.outbox_url_file.is_some() {
+            log::warn!("--outbox-url has no effect with --app echo (it has no hub)");
+        }
     }
     config.hub = settings;
     config.publish_token_source = token_source.map(str::to_owned);

@@ -183,6 +183,9 @@ pub(crate) struct Args {
     #[cfg(feature = "nats")]
     #[command(flatten)]
     pub(crate) nats: NatsArgs,
+    #[cfg(feature = "outbox")]
+    #[command(flatten)]
+    pub(crate) outbox: super::outbox::OutboxArgs,
     #[cfg(feature = "deflate")]
     #[command(flatten)]
     pub(crate) deflate: DeflateArgs,
