@@ -1,0 +1,299 @@
+//! `tether serve --outbox-url URL` against a real PostgreSQL server
+//! (skipped, saying why, where none is installed): the book's outbox page
+//! run as written (its SQL taken from the page): an order's transaction
+//! reaches an event-stream subscriber, a rolled-back one publishes
+//! nothing, a refused row is kept as failed and published once fixed,
+//! /metrics and /readyz report the consumer; two nodes on one table, the
+//! active one killed, the other takes over without publishing a row
+//! twice; a node killed between a publish and its row's deletion
+//! publishes nothing twice after its restart.
+
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
+
+#[path = "serve/process.rs"]
+mod process;
+#[path = "serve/temp_dir.rs"]
+mod temp_dir;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tether_testkit::SseClient;
+use tether_testkit::postgres::Postgres;
+
+use process::{Process, address};
+use temp_dir::TempDir;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The book's page on the outbox.
+const PAGE: &str = include_str!("../../../docs/src/guide/outbox.md");
+
+/// The page's SQL blocks, in order.
+fn page_sql() -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in PAGE.lines() {
+        let trimmed = line.trim_start();
+        match &mut current {
+            None if trimmed == "```sql" => current = Some(String::new()),
+            Some(block) if trimmed == "```" => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            Some(block) => {
+                block.push_str(trimmed);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    assert_eq!(blocks.len(), 3, "the schema, the order, the fix");
+    blocks
+}
+
+/// A `tether serve --app hub` node with the outbox of `url`.
+struct Node {
+    process: Process,
+    addr: SocketAddr,
+}
+
+impl Node {
+    /// Its events kept in `data`, or in memory only.
+    fn start(url: &str, data: Option<&Path>) -> Node {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
+        command
+            .args(["serve", "--app", "hub", "--port", "0", "--threads", "2"])
+            .args(["--outbox-poll-interval", "0.1"]);
+        match data {
+            Some(data) => command.arg("--data-dir").arg(data),
+            None => command.arg("--memory"),
+        };
+        command
+            .env("TETHER_OUTBOX_URL", url)
+            .stderr(std::process::Stdio::null());
+        let (process, line) = Process::start(&mut command);
+        let addr = address(&line).unwrap_or_else(|| panic!("did not start: {line:?}"));
+        Node { process, addr }
+    }
+
+    fn metric(&self, series: &str) -> u64 {
+        let page = tether_testkit::scrape_metrics(self.addr);
+        tether_testkit::metric_sample(&page, series)
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn active(&self) -> bool {
+        self.metric("tether_outbox_active{table=\"tether_outbox\"}") == 1
+    }
+
+    fn subscribe(&self, topic: &str, last_id: Option<&str>) -> SseClient {
+        let headers = last_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"));
+        let client = SseClient::connect(self.addr, &format!("/topics/{topic}/events"), &headers);
+        assert_eq!(client.response.status, 200);
+        client
+    }
+}
+
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn insert(topic: &str, data: &str) -> String {
+    format!("INSERT INTO tether_outbox (topic, data) VALUES ('{topic}', '{data}');")
+}
+
+#[test]
+fn the_pages_example_from_an_order_to_a_subscriber() {
+    let Some(pg) = Postgres::start() else { return };
+    let sql = page_sql();
+    pg.psql(&sql[0]);
+    pg.psql("CREATE TABLE orders (id int PRIMARY KEY, total int)");
+    let dir = TempDir::new("page");
+    let node = Node::start(&pg.url(), Some(&dir.0.join("data")));
+    wait_until("the node publishes the table", || node.active());
+    let mut subscriber = node.subscribe("orders", None);
+    // Rolled back: nothing to publish; the page's order comes first.
+    pg.psql(&format!(
+        "BEGIN; INSERT INTO orders VALUES (41, 1); {} ROLLBACK;",
+        insert("orders", "rolled back")
+    ));
+    pg.psql(&sql[1]);
+    let event = subscriber.next_event();
+    assert_eq!(event.event_type(), "created");
+    assert_eq!(event.data(), r#"{"order":42,"total":1999}"#);
+    assert_eq!(pg.psql("SELECT count(*) FROM orders"), "1\n");
+    wait_until("the row deleted", || {
+        pg.psql("SELECT count(*) FROM tether_outbox") == "0\n"
+    });
+
+    // A row the hub refuses is kept, marked; the next goes on; fixed as
+    // the page says, it is published.
+    let mut eu = node.subscribe("orders.eu", None);
+    pg.psql(&format!(
+        "{} {}",
+        insert("orders/eu", "misrouted"),
+        insert("orders", "next")
+    ));
+    assert_eq!(subscriber.next_event().data(), "next");
+    assert_eq!(
+        pg.psql("SELECT topic, failed_at IS NOT NULL, failure FROM tether_outbox"),
+        "orders/eu|t|invalid topic name (1-128 bytes of A-Z a-z 0-9 . _ : -, not . or ..)\n"
+    );
+    pg.psql(&sql[2]);
+    assert_eq!(eu.next_event().data(), "misrouted");
+    wait_until("the fixed row deleted", || {
+        pg.psql("SELECT count(*) FROM tether_outbox") == "0\n"
+    });
+
+    wait_until("counted", || {
+        node.metric("tether_outbox_published_total{table=\"tether_outbox\"}") == 3
+    });
+    assert_eq!(
+        node.metric("tether_outbox_failed_total{table=\"tether_outbox\"}"),
+        1
+    );
+    assert_eq!(
+        node.metric("tether_outbox_pending_rows{table=\"tether_outbox\"}"),
+        0
+    );
+    let ready = tether_testkit::get(node.addr, "/readyz");
+    assert_eq!(ready.status, 200);
+    assert!(
+        String::from_utf8_lossy(&ready.body).contains("[+] outbox: publishing the table"),
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
+
+    // The database gone for good since: a shared condition, counted only
+    // when asked for.
+    drop(pg);
+    wait_until("the lost database reported", || {
+        tether_testkit::get(node.addr, "/readyz?shared=1").status == 503
+    });
+    let ready = tether_testkit::get(node.addr, "/readyz");
+    assert_eq!(ready.status, 200, "{}", String::from_utf8_lossy(&ready.body));
+    assert!(
+        String::from_utf8_lossy(&ready.body).contains("[~] outbox: cannot reach the database"),
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
+}
+
+#[test]
+fn a_node_that_cannot_reach_its_database_is_not_ready() {
+    let Some(pg) = Postgres::start() else { return };
+    // No table: the node's own configuration is at fault.
+    let dir = TempDir::new("unready");
+    let node = Node::start(&pg.url(), Some(&dir.0.join("data")));
+    wait_until("reported", || {
+        let ready = tether_testkit::get(node.addr, "/readyz");
+        ready.status == 503
+            && String::from_utf8_lossy(&ready.body).contains("[-] outbox: cannot reach the database")
+    });
+    assert!(node.metric("tether_outbox_database_errors_total{table=\"tether_outbox\"}") >= 1);
+}
+
+#[test]
+fn two_nodes_on_one_table_the_active_one_killed_publish_each_row_once_in_order() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.psql(&page_sql()[0]);
+    let first = Node::start(&pg.url(), None);
+    let second = Node::start(&pg.url(), None);
+    wait_until("one of them publishes the table", || {
+        first.active() || second.active()
+    });
+    let (mut active, standby) = if first.active() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert!(!standby.active());
+    let mut before = active.subscribe("t", None);
+    let mut after = standby.subscribe("t", None);
+    let rows: Vec<String> = (0..20).map(|i| insert("t", &i.to_string())).collect();
+    pg.psql(&format!("BEGIN; {} COMMIT;", rows.concat()));
+    for i in 0..20 {
+        assert_eq!(before.next_event().data(), i.to_string());
+    }
+    wait_until("the rows deleted", || {
+        pg.psql("SELECT count(*) FROM tether_outbox") == "0\n"
+    });
+    active.process.kill();
+    wait_until("the other node takes over", || standby.active());
+    for i in 20..40 {
+        pg.psql(&insert("t", &i.to_string()));
+    }
+    // Its first event is the first row written after the kill: nothing
+    // the killed node published came again.
+    for i in 20..40 {
+        assert_eq!(after.next_event().data(), i.to_string());
+    }
+}
+
+#[test]
+fn a_node_killed_between_a_publish_and_the_delete_publishes_nothing_twice() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.psql(&page_sql()[0]);
+    // The consumer's delete waits, in a trigger, for an advisory lock
+    // this test holds: the node is killed while its rows are published
+    // and not yet deleted.
+    pg.psql(
+        "CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$; \
+         CREATE TRIGGER hold BEFORE DELETE ON tether_outbox FOR EACH STATEMENT EXECUTE FUNCTION hold();",
+    );
+    let mut holder = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
+    holder.execute("SELECT pg_advisory_lock(4242)", &[]).unwrap();
+    let dir = TempDir::new("killed");
+    let data = dir.0.join("data");
+    let mut node = Node::start(&pg.url(), Some(&data));
+    wait_until("the node publishes the table", || node.active());
+    let mut subscriber = node.subscribe("orders", None);
+    pg.psql(&format!(
+        "BEGIN; {} {} {} COMMIT;",
+        insert("orders", "1"),
+        insert("orders", "2"),
+        insert("orders", "3")
+    ));
+    let mut last_id = String::new();
+    for i in 1..=3 {
+        let event = subscriber.next_event();
+        assert_eq!(event.data(), i.to_string());
+        last_id = event.last_event_id().to_owned();
+    }
+    // Published, not deleted: the delete waits for the lock.
+    wait_until("the delete waits", || {
+        pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tether-outbox' AND wait_event_type = 'Lock'") == "1\n"
+    });
+    node.process.kill();
+    holder.execute("SELECT pg_advisory_unlock(4242)", &[]).unwrap();
+    // The dead node's transaction rolls back: the rows are there.
+    wait_until("the dead node's session ends", || {
+        pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tether-outbox'") == "0\n"
+    });
+    assert_eq!(pg.psql("SELECT count(*) FROM tether_outbox"), "3\n");
+    pg.psql("DROP TRIGGER hold ON tether_outbox");
+
+    let node = Node::start(&pg.url(), Some(&data));
+    let mut resumed = node.subscribe("orders", Some(&last_id));
+    // The rows go again, under their keys: the hub (its log read back)
+    // knows them and makes no event of them.
+    wait_until("the rows published again and deleted", || {
+        pg.psql("SELECT count(*) FROM tether_outbox") == "0\n"
+    });
+    assert!(node.metric("tether_outbox_published_total{table=\"tether_outbox\"}") == 3);
+    pg.psql(&insert("orders", "4"));
+    let event = resumed.next_event();
+    assert_eq!(event.data(), "4", "nothing before it: no row came twice");
+}
