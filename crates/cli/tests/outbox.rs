@@ -63,8 +63,13 @@ struct Node {
 }
 
 impl Node {
-    /// Its events kept in `data`, or in memory only.
+    /// Its events kept in `data`, or in memory only; the URL from
+    /// TETHER_OUTBOX_URL.
     fn start(url: &str, data: Option<&Path>) -> Node {
+        Node::start_with(data, &[], &[("TETHER_OUTBOX_URL", url)])
+    }
+
+    fn start_with(data: Option<&Path>, args: &[&str], envs: &[(&str, &str)]) -> Node {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
         command
             .args(["serve", "--app", "hub", "--port", "0", "--threads", "2"])
@@ -74,7 +79,8 @@ impl Node {
             None => command.arg("--memory"),
         };
         command
-            .env("TETHER_OUTBOX_URL", url)
+            .args(args)
+            .envs(envs.iter().copied())
             .stderr(std::process::Stdio::null());
         let (process, line) = Process::start(&mut command);
         let addr = address(&line).unwrap_or_else(|| panic!("did not start: {line:?}"));
@@ -208,8 +214,11 @@ fn a_node_that_cannot_reach_its_database_is_not_ready() {
 fn two_nodes_on_one_table_the_active_one_killed_publish_each_row_once_in_order() {
     let Some(pg) = Postgres::start() else { return };
     pg.psql(&page_sql()[0]);
+    // One with the URL from the environment, the other from a file.
+    let dir = TempDir::new("two");
+    let url_file = dir.write("outbox-url", format!("{}\n", pg.url()).as_bytes());
     let first = Node::start(&pg.url(), None);
-    let second = Node::start(&pg.url(), None);
+    let second = Node::start_with(None, &["--outbox-url-file", &url_file], &[]);
     wait_until("one of them publishes the table", || {
         first.active() || second.active()
     });

@@ -19,6 +19,9 @@ pub(crate) fn start(
         publisher: shared.publisher(poster),
         shared: shared.clone(),
     };
+    let mut config = config;
+    // Larger data would be refused: not read at all.
+    config.max_data_size = shared.settings().hub.max_event_size;
     let table = config.table.clone();
     let consumer = Consumer::start(config, publisher).map_err(std::io::Error::other)?;
     log::info!("outbox: publishing the rows of the table {table}");

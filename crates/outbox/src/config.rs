@@ -31,6 +31,9 @@ pub struct OutboxConfig {
     /// PEM certificates trusted, besides the system's, for TLS to the
     /// database.
     pub ca_file: Option<PathBuf>,
+    /// The largest `data` read, in bytes: a row whose data is larger is
+    /// marked failed without being read (the hub's `max_event_size`).
+    pub max_data_size: usize,
 }
 
 impl std::fmt::Debug for OutboxConfig {
@@ -41,6 +44,7 @@ impl std::fmt::Debug for OutboxConfig {
             .field("batch", &self.batch)
             .field("poll_interval", &self.poll_interval)
             .field("ca_file", &self.ca_file)
+            .field("max_data_size", &self.max_data_size)
             .finish_non_exhaustive()
     }
 }
@@ -48,7 +52,7 @@ impl std::fmt::Debug for OutboxConfig {
 impl OutboxConfig {
     /// The table `tether_outbox` of the database at `url`, read 100 rows
     /// at a time, polled every second, database errors retried from half
-    /// a second up to 30 s apart.
+    /// a second up to 30 s apart, data up to 1 MiB.
     pub fn new(url: impl Into<String>) -> OutboxConfig {
         OutboxConfig {
             url: url.into(),
@@ -57,6 +61,7 @@ impl OutboxConfig {
             poll_interval: Duration::from_secs(1),
             backoff: Backoff::new(),
             ca_file: None,
+            max_data_size: 1 << 20,
         }
     }
 

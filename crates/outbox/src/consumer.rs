@@ -164,13 +164,13 @@ fn run(config: &OutboxConfig, mut publisher: impl Publisher, shared: &Shared) {
         fail: table.mark_failed(),
         count: table.count_pending(),
     };
-    let mut attempts = Attempts::new(config.backoff.clone());
+    let mut attempts = Attempts::new(config.backoff);
     let mut session = Session {
         config,
         statements: &statements,
         shared,
         publisher: &mut publisher,
-        publishes: Attempts::new(config.backoff.clone()),
+        publishes: Attempts::new(config.backoff),
     };
     loop {
         let error = match session.run(&mut attempts) {
@@ -266,14 +266,25 @@ impl<P: Publisher> Session<'_, P> {
         for row in rows {
             let id: i64 = row.try_get(0)?;
             let key: Option<String> = row.try_get(4)?;
+            // No data and a size: over the limit, left unread.
+            let data: Option<String> = row.try_get(3)?;
+            let size: Option<i64> = row.try_get(5)?;
+            let too_large = size.filter(|_| data.is_none());
             let event = OutboxEvent {
                 id,
-                topic: row.try_get(1)?,
+                topic: row.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
                 event_type: row.try_get(2)?,
-                data: row.try_get(3)?,
+                data: data.unwrap_or_default(),
                 key: key.unwrap_or_else(|| self.config.table.default_key(id)),
             };
-            match self.publisher.publish(&event) {
+            let outcome = match too_large {
+                Some(size) => {
+                    let max = self.config.max_data_size;
+                    Outcome::Refused(format!("its data of {size} bytes is over the limit of {max}"))
+                }
+                None => self.publisher.publish(&event),
+            };
+            match outcome {
                 Outcome::Published => done.push(id),
                 Outcome::Refused(reason) => {
                     log::warn!(
@@ -316,12 +327,13 @@ impl<P: Publisher> Session<'_, P> {
     /// than a batch were found (or asked to stop).
     fn drain(&mut self, client: &mut postgres::Client) -> Result<(), Error> {
         let batch = i64::try_from(self.config.batch).unwrap_or(i64::MAX);
+        let max_data = i32::try_from(self.config.max_data_size).unwrap_or(i32::MAX);
         loop {
             if self.shared.stopping() {
                 return Ok(());
             }
             let mut tx = client.transaction()?;
-            let rows = tx.query(&self.statements.select, &[&batch])?;
+            let rows = tx.query(&self.statements.select, &[&batch, &max_data])?;
             let mut done: Vec<i64> = Vec::with_capacity(rows.len());
             let mut failed = 0;
             let published = self.publish_rows(&mut tx, &rows, &mut done, &mut failed);

@@ -24,7 +24,20 @@ impl fmt::Display for Error {
             Error::Config(e) => write!(f, "outbox configuration: {e}"),
             Error::Database(e) => match e.as_db_error() {
                 Some(db) => write!(f, "database: {} ({})", db.message(), db.code().code()),
-                None => write!(f, "database: {e}"),
+                None => {
+                    // The client's own words leave out the cause (a TLS
+                    // certificate refused, a connection refused): said too.
+                    write!(f, "database: {e}")?;
+                    let mut cause = std::error::Error::source(e);
+                    while let Some(c) = cause {
+                        let text = c.to_string();
+                        if !e.to_string().contains(&text) {
+                            write!(f, ": {text}")?;
+                        }
+                        cause = c.source();
+                    }
+                    Ok(())
+                }
             },
             Error::NoTable(table) => write!(f, "the table {table} does not exist"),
         }

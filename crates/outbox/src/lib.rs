@@ -34,6 +34,11 @@
     )
 )]
 
+/// The README's examples, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
 mod config;
 mod consumer;
 mod error;

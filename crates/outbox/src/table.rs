@@ -3,6 +3,10 @@
 
 use std::fmt;
 
+/// How much of a row's topic, event type and publish key is read: more
+/// than any the hub takes (128 bytes), so a longer one is still refused.
+const MAX_NAME_CHARS: usize = 1024;
+
 /// The longest table name taken (schema and dot included), so that the
 /// default publish key `outbox:TABLE:ID` stays within the hub's 128 bytes.
 pub const MAX_TABLE_NAME_LEN: usize = 96;
@@ -118,10 +122,16 @@ CREATE TRIGGER {bare}_notify AFTER INSERT ON {table}
         )
     }
 
-    /// The pending rows, oldest first, locked until the transaction ends.
+    /// The pending rows, oldest first, locked until the transaction ends;
+    /// a row's data only if it is at most `$2` bytes (with its size), and
+    /// its names cut to [`MAX_NAME_CHARS`] characters, so that a row
+    /// written wrong costs no more memory than one written right (a name
+    /// that long is refused by the publisher, cut or not).
     pub(crate) fn select_pending(&self) -> String {
         format!(
-            "SELECT id, topic, event_type, data, publish_key FROM {} \
+            "SELECT id, left(topic, {MAX_NAME_CHARS}), left(event_type, {MAX_NAME_CHARS}), \
+             CASE WHEN octet_length(data) <= $2 THEN data END, \
+             left(publish_key, {MAX_NAME_CHARS}), octet_length(data)::bigint FROM {} \
              WHERE failed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
             self.0
         )

@@ -85,10 +85,10 @@ fn committed_rows_are_published_in_order_and_deleted_rolled_back_ones_never() {
         insert("orders", "two")
     ));
     pg.psql(&format!("BEGIN; {} ROLLBACK;", insert("orders", "rolled back")));
-    pg.psql(&format!(
+    pg.psql(
         "BEGIN; INSERT INTO tether_outbox (topic, event_type, data, publish_key) \
-         VALUES ('orders', 'created', 'three', 'order-3'); COMMIT;"
-    ));
+         VALUES ('orders', 'created', 'three', 'order-3'); COMMIT;",
+    );
     wait_for(&log, "three published", |log| log.len() >= 3);
     let log = log.lock().unwrap().clone();
     let data: Vec<&str> = log.iter().map(|e| e.data.as_str()).collect();
@@ -127,29 +127,33 @@ fn a_refused_row_is_kept_as_failed_and_the_rows_after_it_go_on() {
         Outcome::Published
     };
     let consumer = Consumer::start(config(&pg), publisher).unwrap();
+    // Data over the limit is refused without being read.
     pg.psql(&format!(
-        "{} {} {}",
+        "{} {} {} INSERT INTO tether_outbox (topic, data) VALUES ('a', repeat('x', 2000000)); {}",
         insert("a", "1"),
         insert("bad topic", "2"),
-        insert("a", "3")
+        insert("a", "3"),
+        insert("a", "4")
     ));
-    wait_for(&log, "the rows around the refused one", |log| log.len() == 2);
+    wait_for(&log, "the rows around the refused ones", |log| log.len() == 3);
     let data: Vec<String> = log.lock().unwrap().iter().map(|e| e.data.clone()).collect();
-    assert_eq!(data, ["1", "3"]);
-    wait_until("one row left", || {
-        pg.psql("SELECT count(*) FROM tether_outbox") == "1\n"
+    assert_eq!(data, ["1", "3", "4"]);
+    wait_until("two rows left", || {
+        pg.psql("SELECT count(*) FROM tether_outbox") == "2\n"
     });
     assert_eq!(
-        pg.psql("SELECT topic, data, failed_at IS NOT NULL, failure FROM tether_outbox"),
-        "bad topic|2|t|invalid topic name\n"
+        pg.psql("SELECT topic, left(data, 3), failed_at IS NOT NULL, failure FROM tether_outbox ORDER BY id"),
+        "bad topic|2|t|invalid topic name\n\
+         a|xxx|t|its data of 2000000 bytes is over the limit of 1048576\n"
     );
+    pg.psql("DELETE FROM tether_outbox WHERE topic = 'a'");
     let watch = consumer.watch();
-    wait_until("counted", || watch.stats().failed == 1);
+    wait_until("counted", || watch.stats().failed == 2);
     // Set pending again (by the operator, after fixing it), it is tried
     // again.
     pg.psql("UPDATE tether_outbox SET failed_at = NULL, failure = NULL, topic = 'a'");
     pg.psql("NOTIFY tether_outbox");
-    wait_for(&log, "the fixed row", |log| log.len() == 3);
+    wait_for(&log, "the fixed row", |log| log.len() == 4);
     consumer.stop();
 }
 

@@ -22,10 +22,27 @@ pub struct Postgres {
 impl Postgres {
     /// Starts one; `None`, with the reason printed, when no PostgreSQL
     /// is installed (set `TETHER_TEST_PG_BIN` to its `bin` directory, or
-    /// have `pg_config` on the path, or Debian's /usr/lib/postgresql).
+    /// have `pg_config` on the path, or Debian's /usr/lib/postgresql),
+    /// unless `TETHER_REQUIRE_POSTGRES` is set (then it fails).
     /// Any other failure panics: a server that is there must start.
     pub fn start() -> Option<Postgres> {
+        Postgres::start_with(None)
+    }
+
+    /// As [`Postgres::start`], serving TLS (`ssl=on`) with this
+    /// certificate and key (PEM) beside plain connections.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Option<Postgres> {
+        Postgres::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<Postgres> {
         let Some(bin) = bin_dir() else {
+            // CI installs PostgreSQL and says so: there, missing is a
+            // failure.
+            assert!(
+                std::env::var_os("TETHER_REQUIRE_POSTGRES").is_none(),
+                "TETHER_REQUIRE_POSTGRES is set, and no PostgreSQL server binaries were found"
+            );
             eprintln!(
                 "SKIPPED: no PostgreSQL server binaries (initdb, postgres) found: set \
                  TETHER_TEST_PG_BIN, put pg_config on the PATH or install postgresql"
@@ -37,12 +54,27 @@ impl Postgres {
         let dir = std::env::temp_dir().join(format!("tether-pg-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let mut settings: Vec<String> = Vec::new();
+        if let Some((cert, key)) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            let (cert_path, key_path) = (dir.join("server.crt"), dir.join("server.key"));
+            std::fs::write(&cert_path, cert).expect("write the certificate");
+            std::fs::write(&key_path, key).expect("write the key");
+            // PostgreSQL refuses a key others may read.
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod the key");
+            settings.extend([
+                "ssl=on".to_owned(),
+                format!("ssl_cert_file={}", cert_path.display()),
+                format!("ssl_key_file={}", key_path.display()),
+            ]);
+        }
         let as_root = std::fs::metadata("/proc/self")
             .map(|m| m.uid() == 0)
             .unwrap_or(false);
         if as_root {
             let status = Command::new("chown")
-                .args(["nobody:nogroup"])
+                .args(["-R", "nobody:nogroup"])
                 .arg(&dir)
                 .status()
                 .expect("chown");
@@ -69,6 +101,7 @@ impl Postgres {
                 .arg(&dir)
                 .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
                 .args(["-c", "fsync=off", "-c", "max_connections=40"])
+                .args(settings.iter().flat_map(|setting| ["-c", setting.as_str()]))
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(dir.join("postgres.log")).expect("the log"))
                 .spawn()
