@@ -306,3 +306,29 @@ fn a_node_killed_between_a_publish_and_the_delete_publishes_nothing_twice() {
     let event = resumed.next_event();
     assert_eq!(event.data(), "4", "nothing before it: no row came twice");
 }
+
+#[test]
+fn the_options_from_a_configuration_file_are_checked() {
+    let dir = TempDir::new("config");
+    let good = dir.write(
+        "good.toml",
+        b"app = \"hub\"\noutbox-url-file = \"/run/secrets/outbox-url\"\n\
+          outbox-table = \"shop.outbox\"\noutbox-batch = 50\noutbox-poll-interval = 0.5\n",
+    );
+    let out = process::output(&["check-config", &good], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (bad, said) in [
+        ("outbox-table = \"Outbox\"\n", "is not a table name"),
+        ("outbox-batch = 0\n", "--outbox-batch"),
+        (
+            "outbox-url = \"postgres://a@b/c\"\noutbox-url-file = \"/x\"\n",
+            "cannot be used with",
+        ),
+    ] {
+        let path = dir.write("bad.toml", bad.as_bytes());
+        let out = process::output(&["check-config", &path], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad}");
+        assert!(stderr.contains(said), "{bad}: {stderr}");
+    }
+}
