@@ -6,7 +6,10 @@
 //! /metrics and /readyz report the consumer; two nodes on one table, the
 //! active one killed, the other takes over without publishing a row
 //! twice; a node killed between a publish and its row's deletion
-//! publishes nothing twice after its restart.
+//! publishes nothing twice after its restart; two nodes sharing their
+//! topics through Redis, the active one killed between a publish and its
+//! row's deletion: a subscriber of the other gets every row once, in
+//! order.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -14,6 +17,9 @@
 
 #[path = "serve/process.rs"]
 mod process;
+#[cfg(feature = "redis")]
+#[path = "../../redis/tests/support/mod.rs"]
+mod support;
 #[path = "serve/temp_dir.rs"]
 mod temp_dir;
 
@@ -112,6 +118,47 @@ fn wait_until(what: &str, done: impl Fn() -> bool) {
     while !done() {
         assert!(Instant::now() < deadline, "{what}");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Holds the consumers' deletes: a trigger on the table waits for an
+/// advisory lock this holds, so that a node can be killed while its rows
+/// are published and not yet deleted.
+struct Holder(postgres::Client);
+
+impl Holder {
+    fn new(pg: &Postgres) -> Holder {
+        pg.psql(
+            "CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$; \
+             CREATE TRIGGER hold BEFORE DELETE ON tether_outbox \
+             FOR EACH STATEMENT EXECUTE FUNCTION hold();",
+        );
+        let mut client = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
+        client.execute("SELECT pg_advisory_lock(4242)", &[]).unwrap();
+        Holder(client)
+    }
+
+    /// Waits until a consumer's delete waits for the lock.
+    fn wait_for_the_delete(&self, pg: &Postgres) {
+        wait_until("the delete waits", || {
+            pg.psql(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE application_name = 'tether-outbox' AND wait_event_type = 'Lock'",
+            ) == "1\n"
+        });
+    }
+
+    /// Lets the deletes go (and takes the trigger away), once `live`
+    /// consumers' sessions are left: a killed node's ends when its
+    /// backend, let go, finds its connection gone.
+    fn release(mut self, pg: &Postgres, live: usize) {
+        self.0.execute("SELECT pg_advisory_unlock(4242)", &[]).unwrap();
+        wait_until("the dead node's session ends", || {
+            pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tether-outbox'")
+                == format!("{live}\n")
+        });
+        pg.psql("DROP TRIGGER hold ON tether_outbox");
     }
 }
 
@@ -257,13 +304,7 @@ fn a_node_killed_between_a_publish_and_the_delete_publishes_nothing_twice() {
     // The consumer's delete waits, in a trigger, for an advisory lock
     // this test holds: the node is killed while its rows are published
     // and not yet deleted.
-    pg.psql(
-        "CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$; \
-         CREATE TRIGGER hold BEFORE DELETE ON tether_outbox FOR EACH STATEMENT EXECUTE FUNCTION hold();",
-    );
-    let mut holder = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
-    holder.execute("SELECT pg_advisory_lock(4242)", &[]).unwrap();
+    let holder = Holder::new(&pg);
     let dir = TempDir::new("killed");
     let data = dir.0.join("data");
     let mut node = Node::start(&pg.url(), Some(&data));
@@ -282,17 +323,11 @@ fn a_node_killed_between_a_publish_and_the_delete_publishes_nothing_twice() {
         last_id = event.last_event_id().to_owned();
     }
     // Published, not deleted: the delete waits for the lock.
-    wait_until("the delete waits", || {
-        pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tether-outbox' AND wait_event_type = 'Lock'") == "1\n"
-    });
+    holder.wait_for_the_delete(&pg);
     node.process.kill();
-    holder.execute("SELECT pg_advisory_unlock(4242)", &[]).unwrap();
     // The dead node's transaction rolls back: the rows are there.
-    wait_until("the dead node's session ends", || {
-        pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tether-outbox'") == "0\n"
-    });
+    holder.release(&pg, 0);
     assert_eq!(pg.psql("SELECT count(*) FROM tether_outbox"), "3\n");
-    pg.psql("DROP TRIGGER hold ON tether_outbox");
 
     let node = Node::start(&pg.url(), Some(&data));
     let mut resumed = node.subscribe("orders", Some(&last_id));
@@ -331,4 +366,57 @@ fn the_options_from_a_configuration_file_are_checked() {
         assert!(!out.status.success(), "{bad}");
         assert!(stderr.contains(said), "{bad}: {stderr}");
     }
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn two_nodes_through_redis_the_active_one_killed_between_a_publish_and_the_delete() {
+    if !support::available("two_nodes_through_redis_the_active_one_killed_between_a_publish_and_the_delete") {
+        return;
+    }
+    let Some(pg) = Postgres::start() else { return };
+    pg.psql(&page_sql()[0]);
+    let redis = support::RedisServer::start();
+    let url = pg.url();
+    let bus = ["--redis", &redis.url(), "--redis-prefix", "outbox-test:"];
+    let envs = [("TETHER_OUTBOX_URL", url.as_str())];
+    let first = Node::start_with(None, &bus, &envs);
+    let second = Node::start_with(None, &bus, &envs);
+    wait_until("one of them publishes the table", || {
+        first.active() || second.active()
+    });
+    let (mut active, standby) = if first.active() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    // A subscriber of the node that stands by gets what the other
+    // publishes, through Redis.
+    let mut subscriber = standby.subscribe("orders", None);
+    let holder = Holder::new(&pg);
+    pg.psql(&format!(
+        "BEGIN; {} {} {} COMMIT;",
+        insert("orders", "1"),
+        insert("orders", "2"),
+        insert("orders", "3")
+    ));
+    for i in 1..=3 {
+        assert_eq!(subscriber.next_event().data(), i.to_string());
+    }
+    holder.wait_for_the_delete(&pg);
+    active.process.kill();
+    holder.release(&pg, 1);
+    assert_eq!(pg.psql("SELECT count(*) FROM tether_outbox"), "3\n");
+    // The other node takes the table over and publishes the three rows
+    // again, under their keys: Redis knows them, no event is made.
+    wait_until("the other node takes over", || standby.active());
+    wait_until("the rows published again and deleted", || {
+        pg.psql("SELECT count(*) FROM tether_outbox") == "0\n"
+    });
+    pg.psql(&insert("orders", "4"));
+    assert_eq!(
+        subscriber.next_event().data(),
+        "4",
+        "nothing before it: no row came twice"
+    );
 }
