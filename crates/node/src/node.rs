@@ -463,17 +463,16 @@ impl Setup {
 /// taken out of its parts for binding: every loop's broker is made from
 /// it, and it then posts to the loops).
 struct Wanted {
-    shared: HubShared,
+    /// The outbox consumer's configuration, and the hub it publishes to.
     #[cfg(feature = "outbox")]
-    outbox: Option<tether_outbox::OutboxConfig>,
+    outbox: Option<(tether_outbox::OutboxConfig, HubShared)>,
 }
 
 impl HubParts {
     fn beside(&mut self) -> Wanted {
         Wanted {
-            shared: self.shared.clone(),
             #[cfg(feature = "outbox")]
-            outbox: self.outbox.take(),
+            outbox: self.outbox.take().map(|config| (config, self.shared.clone())),
         }
     }
 }
@@ -488,14 +487,15 @@ impl Wanted {
         poster: Poster<HubMessage>,
         beside: &mut Beside,
     ) -> std::io::Result<()> {
-        let _ = (&self.shared, &beside);
         if let Some(bridge) = bridge {
             bridge.start(poster.clone())?;
         }
         #[cfg(feature = "outbox")]
-        if let Some(config) = self.outbox {
-            beside.outbox = Some(crate::outbox::start(config, &self.shared, poster)?);
+        if let Some((config, shared)) = self.outbox {
+            beside.outbox = Some(crate::outbox::start(config, &shared, poster)?);
         }
+        #[cfg(not(feature = "outbox"))]
+        let _ = (self, beside);
         Ok(())
     }
 }
