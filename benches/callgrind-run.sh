@@ -66,7 +66,8 @@ callgrind_start() { # command...
     # process makes in its own time: the log of the run before says
     # "listening on" too.
     : >"$WORK/server.log"
-    valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" "$@" >"$WORK/server.log" 2>&1 &
+    : >"$WORK/server.log" # emptied before the child runs, or the wait below reads the last server's lines
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" "$@" >>"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 600); do
         grep -q "listening on" "$WORK/server.log" && break

@@ -103,7 +103,10 @@ now_ns() { date +%s%N; }
 start_server() {
     local t0
     t0=$(now_ns)
-    "${SERVER_PIN[@]}" "$TETHER_BIN" serve "${COMMON[@]}" "$@" >"$WORK/server.log" 2>&1 &
+    # Emptied here, not by the child's redirection: until the child has
+    # opened it, the loop below would read the last server's address.
+    : >"$WORK/server.log"
+    "${SERVER_PIN[@]}" "$TETHER_BIN" serve "${COMMON[@]}" "$@" >>"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     ADDR=""
     for _ in $(seq 6000); do

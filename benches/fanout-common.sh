@@ -32,7 +32,8 @@ failed=0
 # of the first listening line, whatever its scheme). Exits the script,
 # with its last line, if the server does not start.
 start_tether() {
-    "$TETHER_BIN" serve "$@" --port 0 --log-level warn >"$LOGS/server.log" 2>&1 &
+    : >"$LOGS/server.log" # emptied before the child runs, or the wait below reads the last server's lines
+    "$TETHER_BIN" serve "$@" --port 0 --log-level warn >>"$LOGS/server.log" 2>&1 &
     SERVER_PID=$!
     ADDR=""
     for _ in $(seq 100); do

@@ -94,9 +94,10 @@ drained() {
 for i in "${!BUILDS[@]}"; do
     bin=${BUILDS[$i]}
     name=${names[$i]}
+    : >"$LOGS/server.log" # emptied before the child runs, or the wait below reads the last server's lines
     "$bin" serve --app hub --memory --threads 1 --port 0 --log-level warn \
         --tls-listen 127.0.0.1:0 --tls-cert "$LOGS/tls/server.pem" --tls-key "$LOGS/tls/server.key" \
-        --http3 on --handshake-timeout "$TIMEOUT" >"$LOGS/server.log" 2>&1 &
+        --http3 on --handshake-timeout "$TIMEOUT" >>"$LOGS/server.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
     addr="" h3=""

@@ -50,8 +50,9 @@ make_tls_files "$WORK/tls"
 # Starts the server under callgrind with these arguments; sets SERVER_PID
 # and ADDR.
 start() {
+    : >"$WORK/server.log" # emptied before the child runs, or the wait below reads the last server's lines
     valgrind --tool=callgrind --demangle=no --callgrind-out-file="$WORK/callgrind.%p" \
-        "$BIN" serve "$@" --port 0 --threads 1 --log-level warn >"$WORK/server.log" 2>&1 &
+        "$BIN" serve "$@" --port 0 --threads 1 --log-level warn >>"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     ADDR=""
     for _ in $(seq 300); do

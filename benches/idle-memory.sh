@@ -95,7 +95,8 @@ measure() { # bin app round
     # Made here, not only by the redirection below, which the new process
     # makes in its own time: a `sed` of a file not there yet fails the run.
     : >"$LOGS/server.log"
-    taskset -c 0 "$bin" serve "${args[@]}" --threads 1 --port 0 --log-level warn >"$LOGS/server.log" 2>&1 &
+    : >"$LOGS/server.log" # emptied before the child runs, or the wait below reads the last server's lines
+    taskset -c 0 "$bin" serve "${args[@]}" --threads 1 --port 0 --log-level warn >>"$LOGS/server.log" 2>&1 &
     server=$!
     PIDS=("$server")
     for _ in $(seq 200); do

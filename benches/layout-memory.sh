@@ -59,8 +59,9 @@ split() { awk '/^RssFile:/ { f = $2 } /^RssAnon:/ { a = $2 } END { print f, a }'
 
 measure() { # name binary round
     local name=$1 bin=$2 round=$3 addr="" start warm
+    : >"$LOGS/server.log" # emptied before the child runs, or the wait below reads the last server's lines
     "$bin" serve --app hub --memory --ws-publish 'bench.*' --threads 1 --port 0 --log-level warn \
-        >"$LOGS/server.log" 2>&1 &
+        >>"$LOGS/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 200); do
         addr=$(sed -n 's|.*listening on http://\([^/]*\)/.*|\1|p' "$LOGS/server.log" | head -1)

@@ -50,7 +50,8 @@ trap cleanup EXIT
 
 SCHEME=http
 start_server() { # the tether serve arguments; sets SERVER_PID and ADDR
-    "$TETHER_BIN" serve "$@" --port 0 --log-level warn >"$LOGS/server.log" 2>&1 &
+    : >"$LOGS/server.log" # emptied before the child runs: see start_floor
+    "$TETHER_BIN" serve "$@" --port 0 --log-level warn >>"$LOGS/server.log" 2>&1 &
     SERVER_PID=$!
     ADDR=""
     for _ in $(seq 100); do
@@ -188,7 +189,10 @@ fi
 
 # The floor: frames echoed with nothing but an unmask in between.
 start_floor() { # the command line; sets SERVER_PID and ADDR (empty if it did not start)
-    "$@" >"$LOGS/server.log" 2>&1 &
+    # Emptied here, not by the child's redirection: until the child has
+    # opened it, the loop below would read the last server's address.
+    : >"$LOGS/server.log"
+    "$@" >>"$LOGS/server.log" 2>&1 &
     SERVER_PID=$!
     ADDR=""
     for _ in $(seq 50); do

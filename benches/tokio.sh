@@ -126,8 +126,9 @@ for round in $(seq "$ROUNDS"); do
             started=0
             for _ in 1 2 3; do
                 port=$((port + 1))
+                : >"$LOGS/server.log" # emptied before the child runs, or the wait below reads the last server's lines
                 # shellcheck disable=SC2046 # the command is words on purpose
-                "${pin[@]}" $(tokio_server_cmd "$server" "$port" "$threads") >"$LOGS/server.log" 2>&1 &
+                "${pin[@]}" $(tokio_server_cmd "$server" "$port" "$threads") >>"$LOGS/server.log" 2>&1 &
                 SERVER_PID=$!
                 for _ in $(seq 100); do
                     grep -q "listening on" "$LOGS/server.log" && break
