@@ -172,6 +172,7 @@ mod limits;
 mod presence;
 mod publish;
 mod reader;
+mod sentinel;
 mod shared;
 #[cfg(test)]
 mod test_values;
@@ -426,7 +427,15 @@ impl tether_bus::BusBridge for RedisBridge {
 
     fn describe(&self) -> String {
         let config = self.config();
-        let cluster = config.url.starts_with("redis+cluster://");
+        if let Some(sentinel) = self.shared.client.sentinel() {
+            return format!(
+                "Redis Sentinel: master {} as sentinels {} name it (topic news is the stream {})",
+                sentinel.master_name(),
+                sentinel.sentinels(),
+                self.stream_key("news"),
+            );
+        }
+        let cluster = self.shared.client.is_cluster();
         let layout = match (cluster, config.cluster_partitions) {
             (false, _) => String::new(),
             (true, 0) => ", a slot per topic".to_owned(),

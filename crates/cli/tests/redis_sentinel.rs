@@ -1,0 +1,348 @@
+//! `tether serve --app hub --redis redis+sentinel://...` against real
+//! Redis sentinels (`redis-server --sentinel`) watching a real master
+//! and its replicas:
+//!
+//! - the master killed (`SIGKILL`) while a node publishes in a loop with
+//!   `--redis-wait-replicas 1`: the sentinels promote a replica, the node
+//!   follows, publishes again, and its subscribers that stayed (SSE and
+//!   WebSocket) get every acknowledged publish once, in order, with no
+//!   gap signal; a resume by `Last-Event-ID` from before the failover
+//!   gets what came after it; `/readyz` and the log name the master as
+//!   it was found, before and after;
+//! - a master name the sentinels do not know, and sentinels that are all
+//!   down: the node never up, said so in its log at start and in
+//!   `/readyz` (`bus`), its publishes refused;
+//! - sentinels that ask for a password take a node given
+//!   `--redis-sentinel-password` (here as its environment variable) and
+//!   refuse one without;
+//! - `check-config` refuses a malformed Sentinel URL and a sentinel
+//!   password without one.
+//!
+//! Every wait is for a state, bounded by a patience that only catches a
+//! hang. Skipped (with a printed reason) when `redis-server` is not
+//! installed, unless `TETHER_REQUIRE_REDIS` is set.
+
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing)]
+#![cfg(feature = "redis")]
+
+mod bus;
+mod serve;
+#[path = "../../redis/tests/support/mod.rs"]
+mod support;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use bus::{ScratchDir, Seen, Subscriber, TOKEN, publish};
+use serve::Node;
+use serve::process::{Process, output, serve as serve_process};
+use support::sentinel::Sentinels;
+use support::{PATIENCE, RedisServer, available};
+
+/// Publishes acknowledged before the master is killed, and after the
+/// node publishes again.
+const BEFORE: usize = 20;
+const AFTER: usize = 20;
+
+/// A node on `url` with `more` options and `envs`, waited for until its
+/// bus is up.
+fn start_node(dir: &Path, name: &str, url: &str, more: &[&str], envs: &[(&str, &str)]) -> Node {
+    let mut args = vec!["--redis", url, "--redis-prefix", "sentinel-test:"];
+    args.extend_from_slice(more);
+    let mut all_envs = vec![("TETHER_PUBLISH_TOKEN", TOKEN)];
+    all_envs.extend_from_slice(envs);
+    Node::start(dir, name, &args, &all_envs)
+}
+
+/// A node on `url` that is not expected to reach its bus: the process,
+/// its address, and its log's path.
+fn start_refused(dir: &Path, name: &str, url: &str) -> (Process, SocketAddr, PathBuf) {
+    let log = dir.join(format!("{name}.log"));
+    let args = [
+        "--app",
+        "hub",
+        "--port",
+        "0",
+        "--threads",
+        "1",
+        "--log-level",
+        "info",
+        "--redis",
+        url,
+    ];
+    let (process, addr, _) = serve_process(&args, &[("TETHER_PUBLISH_TOKEN", TOKEN)], Some(&log));
+    (process, addr, log)
+}
+
+/// `/readyz`'s `bus` line (without its `[+] bus: ` mark) once it holds
+/// `words` (a state to reach, not a time to measure): the status, the
+/// line and the whole body.
+fn wait_for_bus_line(addr: SocketAddr, words: &str) -> (u16, String, String) {
+    let start = Instant::now();
+    loop {
+        let (status, body) = serve::process::request(PATIENCE, addr, "GET", "/readyz", "", "");
+        let line = body
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("[+] bus: ")
+                    .or_else(|| l.strip_prefix("[-] bus: "))
+            })
+            .unwrap_or_default()
+            .to_owned();
+        if line.contains(words) {
+            return (status, line, body);
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "/readyz never said {words:?}; last: {status} {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A node on `url` cannot reach its master, for the reason `words`
+/// name: `/readyz` says so (503, not reached, Sentinel named), its log
+/// says so at start, and its publishes are refused.
+fn refused(dir: &Path, name: &str, url: &str, words: &str) {
+    let (_process, addr, log) = start_refused(dir, name, url);
+    let (status, line, body) = wait_for_bus_line(addr, words);
+    println!("{name}: {status} {body}");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("not ready: bus\n"), "{body}");
+    assert!(line.starts_with("connecting (redis: Sentinel master "), "{line}");
+    assert!(
+        line.contains("not reached since this node started; last error: "),
+        "{line}"
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("cannot connect to") && l.contains(words)),
+        "{name}: the log does not say {words:?}:\n{log}"
+    );
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    let (status, _) = serve::process::request(PATIENCE, addr, "POST", "/topics/e2e", &auth, "no");
+    assert_eq!(status, 503);
+}
+
+/// The events `subscriber` sees until the one with id `last`: each an
+/// event (no gap, no end).
+fn events_until(subscriber: &mut Subscriber, last: &str) -> Vec<(String, String)> {
+    let mut seen = Vec::new();
+    loop {
+        match subscriber.next() {
+            Seen::Event { id, data } => {
+                let done = id == last;
+                seen.push((id, data));
+                if done {
+                    return seen;
+                }
+            }
+            other => panic!("{other:?} after {seen:?}"),
+        }
+    }
+}
+
+/// `seen` holds each event once, ids rising, and holds every publish in
+/// `acknowledged`, in their order. (A publish answered 503 may have been
+/// added still, as with any 503: it may be among them.)
+fn every_acknowledged_once_in_order(seen: &[(String, String)], acknowledged: &[(String, String)]) {
+    let ids: Vec<tether_hub::EventId> = seen
+        .iter()
+        .map(|(id, _)| tether_hub::EventId::parse(id).expect("an event id"))
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids not rising: {seen:?}");
+    let datas: HashSet<&str> = seen.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(datas.len(), seen.len(), "an event twice: {seen:?}");
+    let mut at = seen.iter();
+    for published in acknowledged {
+        assert!(
+            at.any(|s| s == published),
+            "acknowledged {published:?} missing or out of order in {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn a_failover_is_followed_and_nothing_acknowledged_is_lost() {
+    if !available("a_failover_is_followed_and_nothing_acknowledged_is_lost") {
+        return;
+    }
+    let dir = ScratchDir::new("redis-sentinel");
+    let mut master = RedisServer::start();
+    // Two replicas: once one is promoted, the other replicates from it,
+    // so that `--redis-wait-replicas 1` can be met again.
+    let replicas = [RedisServer::replica_of(&master), RedisServer::replica_of(&master)];
+    let sentinels = Sentinels::start(&master, "mymaster", 3, 2, None);
+    sentinels.wait_until_ready(replicas.len());
+    let url = sentinels.url();
+    let node = start_node(&dir, "a", &url, &["--redis-wait-replicas", "1"], &[]);
+    let at = format!("127.0.0.1:{}", master.port());
+    let (status, line, body) = wait_for_bus_line(node.addr, "up (redis");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        line,
+        format!("up (redis: Sentinel master mymaster at {at})"),
+        "{body}"
+    );
+    let log = node.log();
+    assert!(
+        log.contains("topics are shared through Redis Sentinel: master mymaster as sentinels"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "writer connected to {url} (Sentinel master mymaster at {at})"
+        )),
+        "{log}"
+    );
+
+    let mut stayed = [Subscriber::sse(&node, "0-0"), Subscriber::ws(&node, "0-0")];
+    let mut acknowledged: Vec<(String, String)> = Vec::new();
+    let mut n = 0;
+    let mut publish_until = |count: usize, acknowledged: &mut Vec<(String, String)>| {
+        let start = Instant::now();
+        while acknowledged.len() < count {
+            n += 1;
+            let data = format!("m{n}");
+            match publish(&node, &data) {
+                Ok(id) => acknowledged.push((id, data)),
+                // Refused while the master is away, or while the new one
+                // has no replica yet: the next one is tried.
+                Err(503) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                Err(status) => panic!("publish answered {status}"),
+            }
+            // A failover takes the sentinels' timers: a few seconds.
+            assert!(start.elapsed() < PATIENCE * 2, "the node never published again");
+        }
+    };
+    publish_until(BEFORE, &mut acknowledged);
+    let old = master.port();
+    master.stop();
+    let new = sentinels.wait_for_failover(old);
+    assert!(replicas.iter().any(|r| r.port() == new), "promoted: {new}");
+    publish_until(BEFORE + AFTER, &mut acknowledged);
+
+    let last = acknowledged.last().unwrap().0.clone();
+    let mut seen_by = Vec::new();
+    for subscriber in &mut stayed {
+        let seen = events_until(subscriber, &last);
+        every_acknowledged_once_in_order(&seen, &acknowledged);
+        seen_by.push(seen);
+    }
+    assert_eq!(seen_by[0], seen_by[1], "SSE and WebSocket saw the same");
+
+    // A resume from before the failover gets what came after, as the
+    // subscribers that stayed saw it.
+    let from = &acknowledged[BEFORE / 2].0;
+    let mut resumed = Subscriber::sse(&node, from);
+    let resumed_seen = events_until(&mut resumed, &last);
+    let after: Vec<(String, String)> = seen_by[0]
+        .iter()
+        .skip_while(|(id, _)| id != from)
+        .skip(1)
+        .cloned()
+        .collect();
+    assert_eq!(resumed_seen, after);
+
+    let (status, line, body) = wait_for_bus_line(node.addr, &format!("127.0.0.1:{new}"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        line,
+        format!("up (redis: Sentinel master mymaster at 127.0.0.1:{new})")
+    );
+    let log = node.log();
+    assert!(
+        log.contains(&format!(
+            "writer reconnected to {url} (Sentinel master mymaster at 127.0.0.1:{new})"
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("continuity of topic"), "{log}");
+}
+
+#[test]
+fn a_wrong_master_name_and_sentinels_down_are_said_at_start_and_in_readyz() {
+    if !available("a_wrong_master_name_and_sentinels_down_are_said_at_start_and_in_readyz") {
+        return;
+    }
+    let dir = ScratchDir::new("redis-sentinel-refused");
+    let master = RedisServer::start();
+    let sentinels = Sentinels::start(&master, "mymaster", 1, 1, None);
+    let wrong = format!("redis+sentinel://{}/othermaster", sentinels.addresses());
+    refused(&dir, "wrong-name", &wrong, "no master named othermaster");
+
+    let down = format!(
+        "redis+sentinel://127.0.0.1:{},127.0.0.1:{}/mymaster",
+        support::free_port(),
+        support::free_port()
+    );
+    refused(
+        &dir,
+        "all-down",
+        &down,
+        "no sentinel gave a master mymaster that answers as one",
+    );
+}
+
+#[test]
+fn sentinels_that_ask_a_password_get_it() {
+    if !available("sentinels_that_ask_a_password_get_it") {
+        return;
+    }
+    let dir = ScratchDir::new("redis-sentinel-password");
+    let master = RedisServer::start();
+    let sentinels = Sentinels::start(&master, "mymaster", 1, 1, Some("s3cret"));
+    let url = sentinels.url();
+    refused(&dir, "no-password", &url, "NOAUTH");
+    let node = start_node(
+        &dir,
+        "with-password",
+        &url,
+        &[],
+        &[("TETHER_REDIS_SENTINEL_PASSWORD", "s3cret")],
+    );
+    publish(&node, "hello").expect("published");
+    assert!(!node.log().contains("s3cret"), "{}", node.log());
+}
+
+#[test]
+fn check_config_refuses_a_malformed_sentinel_url() {
+    let dir = ScratchDir::new("redis-sentinel-check");
+    let check = |name: &str, toml: &str| {
+        let file = dir.join(format!("{name}.toml"));
+        std::fs::write(&file, format!("app = \"hub\"\n{toml}")).unwrap();
+        output(&["check-config", file.to_str().unwrap()], &[])
+    };
+    let ok = check(
+        "ok",
+        "redis = \"redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster/2\"\nredis-sentinel-password = \"pw\"\n",
+    );
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    for (name, toml, words) in [
+        (
+            "no-name",
+            "redis = \"redis+sentinel://10.0.0.1:26379\"\n",
+            "MASTER_NAME",
+        ),
+        (
+            "no-port",
+            "redis = \"redis+sentinel://10.0.0.1/mymaster\"\n",
+            "each sentinel's port",
+        ),
+        (
+            "password-alone",
+            "redis = \"redis://10.0.0.1:6379\"\nredis-sentinel-password = \"pw\"\n",
+            "a sentinel password is given for a URL without Sentinel",
+        ),
+    ] {
+        let out = check(name, toml);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: {stderr}");
+        assert!(stderr.contains(words), "{name}: {stderr}");
+    }
+}
