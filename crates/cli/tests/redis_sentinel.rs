@@ -226,6 +226,10 @@ fn a_failover_is_followed_and_nothing_acknowledged_is_lost() {
     let new = sentinels.wait_for_failover(old);
     assert!(replicas.iter().any(|r| r.port() == new), "promoted: {new}");
     publish_until(BEFORE + AFTER, &mut acknowledged);
+    println!(
+        "master {old} killed, {new} promoted: {} publishes acknowledged of {n} tried",
+        acknowledged.len()
+    );
 
     let last = acknowledged.last().unwrap().0.clone();
     let mut seen_by = Vec::new();
