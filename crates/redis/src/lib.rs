@@ -128,6 +128,13 @@
 //!   lost connection, made again (a promoted replica that missed the last
 //!   announcements shows as a hole in the numbers, and the topics catch
 //!   up or resynchronise).
+//! - **Redis Sentinel** (`redis+sentinel://HOST:PORT,.../MASTER_NAME`):
+//!   one server, the master the sentinels name. Each connection asks them
+//!   in order (`SENTINEL get-master-addr-by-name`) and keeps the address
+//!   only if its `ROLE` is master; a lost connection or `READONLY` asks
+//!   again, so a failover is followed. The promoted replica's other
+//!   `run_id` is not taken for a restart: each followed topic's last
+//!   delivered event is looked for in its stream instead.
 //!
 //! # Example
 //!
