@@ -33,18 +33,21 @@ mod serve;
 mod support;
 
 use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use bus::{ScratchDir, Seen, Subscriber, TOKEN, publish};
 use serve::Node;
 use serve::process::{Process, output, serve as serve_process};
 use support::sentinel::Sentinels;
-use support::{PATIENCE, RedisServer, available};
+use support::{PATIENCE, RedisServer, available, wait_until};
 
 /// Publishes acknowledged before the master is killed, and after the
-/// node publishes again.
+/// sentinels have failed over.
 const BEFORE: usize = 20;
 const AFTER: usize = 20;
 
@@ -202,32 +205,45 @@ fn a_failover_is_followed_and_nothing_acknowledged_is_lost() {
     );
 
     let mut stayed = [Subscriber::sse(&node, "0-0"), Subscriber::ws(&node, "0-0")];
-    let mut acknowledged: Vec<(String, String)> = Vec::new();
-    let mut n = 0;
-    let mut publish_until = |count: usize, acknowledged: &mut Vec<(String, String)>| {
-        let start = Instant::now();
-        while acknowledged.len() < count {
-            n += 1;
-            let data = format!("m{n}");
-            match publish(&node, &data) {
-                Ok(id) => acknowledged.push((id, data)),
-                // Refused while the master is away, or while the new one
-                // has no replica yet: the next one is tried.
-                Err(503) => std::thread::sleep(std::time::Duration::from_millis(20)),
-                Err(status) => panic!("publish answered {status}"),
+    // One publisher goes on throughout, while the master is killed and
+    // the sentinels fail over: those answered 503 (the master away, or
+    // the new one without its replica yet) are not retried.
+    let acknowledged: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    let acked = || acknowledged.lock().unwrap().len();
+    let stop = AtomicBool::new(false);
+    let (old, new, tried) = std::thread::scope(|scope| {
+        let publisher = scope.spawn(|| {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let data = format!("m{n}");
+                match publish(&node, &data) {
+                    Ok(id) => acknowledged.lock().unwrap().push((id, data)),
+                    Err(503) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                    Err(status) => panic!("publish answered {status}"),
+                }
             }
-            // A failover takes the sentinels' timers: a few seconds.
+            n
+        });
+        wait_until("publishes before the failover", || acked() >= BEFORE);
+        let old = master.port();
+        master.stop();
+        let new = sentinels.wait_for_failover(old);
+        let after_failover = acked();
+        // A failover takes the sentinels' timers (seconds), and the new
+        // master's replica its copy: a hang guard of two patiences.
+        let start = Instant::now();
+        while acked() < after_failover + AFTER {
             assert!(start.elapsed() < PATIENCE * 2, "the node never published again");
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-    };
-    publish_until(BEFORE, &mut acknowledged);
-    let old = master.port();
-    master.stop();
-    let new = sentinels.wait_for_failover(old);
+        stop.store(true, Ordering::Relaxed);
+        (old, new, publisher.join().unwrap())
+    });
+    let acknowledged = acknowledged.into_inner().unwrap();
     assert!(replicas.iter().any(|r| r.port() == new), "promoted: {new}");
-    publish_until(BEFORE + AFTER, &mut acknowledged);
     println!(
-        "master {old} killed, {new} promoted: {} publishes acknowledged of {n} tried",
+        "master {old} killed, {new} promoted: {} publishes acknowledged of {tried} tried",
         acknowledged.len()
     );
 
@@ -291,6 +307,86 @@ fn a_wrong_master_name_and_sentinels_down_are_said_at_start_and_in_readyz() {
         &down,
         "no sentinel gave a master mymaster that answers as one",
     );
+}
+
+/// A sentinel that is wrong: it names `host:port` as the master of any
+/// name (as a sentinel that has not seen a failover names the old
+/// master), and answers `+OK` to anything else. Its address; it serves
+/// until the test process ends.
+fn stale_sentinel(port: u16) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                // Each command: an array of bulk strings.
+                while let Some(args) = read_command(&mut reader) {
+                    let answer = if args.first().is_some_and(|a| a.eq_ignore_ascii_case("sentinel")) {
+                        let port = port.to_string();
+                        format!("*2\r\n$9\r\n127.0.0.1\r\n${}\r\n{port}\r\n", port.len())
+                    } else {
+                        "+OK\r\n".to_owned()
+                    };
+                    if writer.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr.to_string()
+}
+
+/// One command of a client (`*N` then `N` bulk strings); `None` at the
+/// end of the stream or on anything else.
+fn read_command(reader: &mut impl BufRead) -> Option<Vec<String>> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let count: usize = line.trim_end().strip_prefix('*')?.parse().ok()?;
+    let mut args = Vec::new();
+    for _ in 0..count.min(64) {
+        line.clear();
+        reader.read_line(&mut line).ok()?;
+        let len: usize = line.trim_end().strip_prefix('$')?.parse().ok()?;
+        let mut arg = vec![0u8; len.min(4096) + 2];
+        reader.read_exact(&mut arg).ok()?;
+        arg.truncate(len);
+        args.push(String::from_utf8_lossy(&arg).into_owned());
+    }
+    Some(args)
+}
+
+#[test]
+fn a_stale_answer_naming_a_replica_is_passed_over() {
+    if !available("a_stale_answer_naming_a_replica_is_passed_over") {
+        return;
+    }
+    let dir = ScratchDir::new("redis-sentinel-stale");
+    let master = RedisServer::start();
+    let replica = RedisServer::replica_of(&master);
+    let sentinels = Sentinels::start(&master, "mymaster", 1, 1, None);
+    let stale = stale_sentinel(replica.port());
+
+    // Alone, the stale sentinel gets the node nowhere: writes never go
+    // to the replica it names.
+    let url = format!("redis+sentinel://{stale}/mymaster");
+    refused(&dir, "stale-alone", &url, "it is not a master (ROLE: slave)");
+
+    // Asked first, its answer is passed over for the next sentinel's.
+    let url = format!("redis+sentinel://{stale},{}/mymaster", sentinels.addresses());
+    let node = start_node(&dir, "stale-first", &url, &[], &[]);
+    let (status, line, body) = wait_for_bus_line(node.addr, "up (redis");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        line,
+        format!(
+            "up (redis: Sentinel master mymaster at 127.0.0.1:{})",
+            master.port()
+        )
+    );
+    publish(&node, "to the master").expect("published");
 }
 
 #[test]
