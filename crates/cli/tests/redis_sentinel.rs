@@ -9,6 +9,11 @@
 //!   gap signal; a resume by `Last-Event-ID` from before the failover
 //!   gets what came after it; `/readyz` and the log name the master as
 //!   it was found, before and after;
+//! - a master turned replica under the node's open connections (its
+//!   writes answered `READONLY`, inside the publish script) is left for
+//!   the master the sentinel names now; a sentinel whose answer is stale
+//!   (it names a replica: `ROLE` says so) is passed over for the next
+//!   one, and alone gets the node nowhere;
 //! - a master name the sentinels do not know, and sentinels that are all
 //!   down: the node never up, said so in its log at start and in
 //!   `/readyz` (`bus`), its publishes refused;
@@ -36,8 +41,9 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::Instant;
 
 use bus::{ScratchDir, Seen, Subscriber, TOKEN, publish};
@@ -309,22 +315,23 @@ fn a_wrong_master_name_and_sentinels_down_are_said_at_start_and_in_readyz() {
     );
 }
 
-/// A sentinel that is wrong: it names `host:port` as the master of any
-/// name (as a sentinel that has not seen a failover names the old
-/// master), and answers `+OK` to anything else. Its address; it serves
-/// until the test process ends.
-fn stale_sentinel(port: u16) -> String {
+/// A sentinel of the test's own: it names `127.0.0.1:PORT` (`port` as
+/// it is when asked) as the master of any name, be it one (a sentinel
+/// that has not seen a failover names the old master), and answers `+OK`
+/// to anything else. Its address; it serves until the test process ends.
+fn stale_sentinel(port: Arc<AtomicU16>) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
+            let port = port.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut writer = stream;
                 // Each command: an array of bulk strings.
                 while let Some(args) = read_command(&mut reader) {
                     let answer = if args.first().is_some_and(|a| a.eq_ignore_ascii_case("sentinel")) {
-                        let port = port.to_string();
+                        let port = port.load(Ordering::Relaxed).to_string();
                         format!("*2\r\n$9\r\n127.0.0.1\r\n${}\r\n{port}\r\n", port.len())
                     } else {
                         "+OK\r\n".to_owned()
@@ -367,7 +374,7 @@ fn a_stale_answer_naming_a_replica_is_passed_over() {
     let master = RedisServer::start();
     let replica = RedisServer::replica_of(&master);
     let sentinels = Sentinels::start(&master, "mymaster", 1, 1, None);
-    let stale = stale_sentinel(replica.port());
+    let stale = stale_sentinel(Arc::new(AtomicU16::new(replica.port())));
 
     // Alone, the stale sentinel gets the node nowhere: writes never go
     // to the replica it names.
@@ -387,6 +394,66 @@ fn a_stale_answer_naming_a_replica_is_passed_over() {
         )
     );
     publish(&node, "to the master").expect("published");
+}
+
+#[test]
+fn a_master_turned_replica_is_left_for_the_one_the_sentinels_name() {
+    if !available("a_master_turned_replica_is_left_for_the_one_the_sentinels_name") {
+        return;
+    }
+    let dir = ScratchDir::new("redis-sentinel-readonly");
+    let first = RedisServer::start();
+    let second = RedisServer::replica_of(&first);
+    let named = Arc::new(AtomicU16::new(first.port()));
+    let url = format!("redis+sentinel://{}/mymaster", stale_sentinel(named.clone()));
+    let node = start_node(&dir, "a", &url, &[], &[]);
+    let before = publish(&node, "to the first").expect("published");
+
+    // The roles swap under the node's connections (which stay open), and
+    // the sentinel names the new master: the first write on the old one
+    // is answered READONLY, which sends the node to the sentinel again.
+    let replicaof = |server: &RedisServer, to: Option<u16>| {
+        let mut cmd = redis::cmd("REPLICAOF");
+        match to {
+            Some(port) => cmd.arg("127.0.0.1").arg(port),
+            None => cmd.arg("NO").arg("ONE"),
+        };
+        let _: String = cmd.query(&mut server.client()).unwrap();
+    };
+    wait_until("the replica to have the first event", || {
+        let len: usize = redis::cmd("XLEN")
+            .arg("sentinel-test:e2e")
+            .query(&mut second.client())
+            .unwrap();
+        len == 1
+    });
+    replicaof(&second, None);
+    replicaof(&first, Some(second.port()));
+    named.store(second.port(), Ordering::Relaxed);
+    let mut subscriber = Subscriber::sse(&node, &before);
+    let start = Instant::now();
+    let after = loop {
+        match publish(&node, "to the second") {
+            Ok(id) => break id,
+            Err(503) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(status) => panic!("publish answered {status}"),
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "never published to the new master:\n{}",
+            node.log()
+        );
+    };
+    let seen = events_until(&mut subscriber, &after);
+    assert_eq!(seen.last().unwrap().1, "to the second");
+    let (_, line, body) = wait_for_bus_line(node.addr, &format!("at 127.0.0.1:{})", second.port()));
+    assert!(line.starts_with("up (redis: Sentinel master mymaster"), "{body}");
+    let log = node.log();
+    let lost = format!(
+        "writer lost its connection to {url} (Sentinel master mymaster at 127.0.0.1:{}) (ReadOnly",
+        first.port()
+    );
+    assert!(log.contains(&lost), "{log}");
 }
 
 #[test]
