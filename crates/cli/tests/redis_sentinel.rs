@@ -17,6 +17,8 @@
 //! - a master name the sentinels do not know, and sentinels that are all
 //!   down: the node never up, said so in its log at start and in
 //!   `/readyz` (`bus`), its publishes refused;
+//! - `rediss+sentinel://` speaks TLS to the master the sentinels name,
+//!   its certificate checked against `--redis-ca`;
 //! - sentinels that ask for a password take a node given
 //!   `--redis-sentinel-password` (here as its environment variable) and
 //!   refuse one without;
@@ -50,6 +52,7 @@ use bus::{ScratchDir, Seen, Subscriber, TOKEN, publish};
 use serve::Node;
 use serve::process::{Process, output, serve as serve_process};
 use support::sentinel::Sentinels;
+use support::tls::{Pki, ServerTls};
 use support::{PATIENCE, RedisServer, available, wait_until};
 
 /// Publishes acknowledged before the master is killed, and after the
@@ -454,6 +457,43 @@ fn a_master_turned_replica_is_left_for_the_one_the_sentinels_name() {
         first.port()
     );
     assert!(log.contains(&lost), "{log}");
+}
+
+#[test]
+fn rediss_sentinel_speaks_tls_to_the_master() {
+    if !available("rediss_sentinel_speaks_tls_to_the_master") {
+        return;
+    }
+    let dir = ScratchDir::new("redis-sentinel-tls");
+    let pki = Pki::new(&dir.join("pki"), "trusted");
+    let server_tls = || ServerTls {
+        cert: pki.issue("server", &["localhost", "127.0.0.1"], false),
+        ca: pki.ca(),
+        auth_clients: false,
+    };
+    let master = RedisServer::start_tls(server_tls());
+    let sentinels = Sentinels::start_with(&master, "mymaster", 1, 1, None, Some(&server_tls()));
+    let url = format!("rediss+sentinel://{}/mymaster", sentinels.addresses());
+    let ca = pki.ca().display().to_string();
+    let node = start_node(&dir, "a", &url, &["--redis-ca", &ca], &[]);
+    let (status, line, body) = wait_for_bus_line(node.addr, "up (redis");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        line,
+        format!(
+            "up (redis: Sentinel master mymaster at 127.0.0.1:{})",
+            master.port()
+        )
+    );
+    publish(&node, "over TLS").expect("published");
+
+    // The master's certificate is checked: without the CA, refused.
+    refused(
+        &dir,
+        "no-ca",
+        &url,
+        "TLS: the server's certificate is not signed by a CA this node trusts",
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::server_process::{self, Program};
+use super::tls::ServerTls;
 use super::{RedisServer, free_port, wait_until};
 
 /// `redis-server --sentinel`, for the messages of a test that needs it.
@@ -40,6 +41,20 @@ impl Sentinels {
         quorum: usize,
         password: Option<&str>,
     ) -> Sentinels {
+        Sentinels::start_with(master, name, count, quorum, password, None)
+    }
+
+    /// The same, speaking TLS to the master and its replicas with `tls`'s
+    /// certificate (`tls-replication yes`); the sentinels themselves
+    /// listen in plain TCP.
+    pub fn start_with(
+        master: &RedisServer,
+        name: &str,
+        count: usize,
+        quorum: usize,
+        password: Option<&str>,
+        tls: Option<&ServerTls>,
+    ) -> Sentinels {
         static COUNT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "tether-sentinel-test-{}-{}",
@@ -70,6 +85,14 @@ impl Sentinels {
             if let Some(password) = password {
                 config.push_str(&format!(
                     "requirepass {password}\nsentinel sentinel-pass {password}\n"
+                ));
+            }
+            if let Some(tls) = tls {
+                config.push_str(&format!(
+                    "tls-replication yes\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n",
+                    tls.cert.cert.display(),
+                    tls.cert.key.display(),
+                    tls.ca.display()
                 ));
             }
             let file = own.join("sentinel.conf");
