@@ -226,6 +226,11 @@ use shared::{Control, Post, ReaderMsg, SharedLimits, Stats, WriterMsg};
 /// config.prefix = "{app}:".into();
 /// assert!(RedisBridge::new(config).is_err());
 /// assert!(RedisBridge::new(RedisConfig::new("redis+cluster://a:1/3")).is_err());
+/// // The master Redis Sentinel names: the sentinels, then the master's name.
+/// let mut config = RedisConfig::new("redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster");
+/// config.sentinel_password = Some("s3cret".into());
+/// assert!(RedisBridge::new(config).is_ok());
+/// assert!(RedisBridge::new(RedisConfig::new("redis+sentinel://10.0.0.1:26379")).is_err());
 /// # Ok::<(), tether_redis::Error>(())
 /// ```
 pub struct RedisBridge {
