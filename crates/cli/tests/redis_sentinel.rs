@@ -9,6 +9,10 @@
 //!   gap signal; a resume by `Last-Event-ID` from before the failover
 //!   gets what came after it; `/readyz` and the log name the master as
 //!   it was found, before and after;
+//! - an event acknowledged without `--redis-wait-replicas` that the
+//!   promoted replica never had: the node finds the last event it
+//!   delivered gone and ends its subscriptions for their clients to
+//!   resume (continuity checked per topic, not by the new `run_id`);
 //! - a master turned replica under the node's open connections (its
 //!   writes answered `READONLY`, inside the publish script) is left for
 //!   the master the sentinel names now; a sentinel whose answer is stale
@@ -292,6 +296,75 @@ fn a_failover_is_followed_and_nothing_acknowledged_is_lost() {
         "{log}"
     );
     assert!(!log.contains("continuity of topic"), "{log}");
+}
+
+#[test]
+fn an_event_the_promoted_replica_lacks_ends_the_subscriptions() {
+    if !available("an_event_the_promoted_replica_lacks_ends_the_subscriptions") {
+        return;
+    }
+    let dir = ScratchDir::new("redis-sentinel-lost");
+    let mut master = RedisServer::start();
+    let replica = RedisServer::replica_of(&master);
+    let sentinels = Sentinels::start(&master, "mymaster", 1, 1, None);
+    sentinels.wait_until_ready(1);
+    let node = start_node(&dir, "a", &sentinels.url(), &[], &[]);
+    let mut subscribers = [Subscriber::sse(&node, "0-0"), Subscriber::ws(&node, "0-0")];
+    let first = publish(&node, "replicated").expect("published");
+    wait_until("the replica to have the first event", || {
+        redis::cmd("XLEN")
+            .arg("sentinel-test:e2e")
+            .query::<usize>(&mut replica.client())
+            .unwrap()
+            == 1
+    });
+    // The replica stops following (its master now one that is not
+    // there): what comes next is acknowledged (no --redis-wait-replicas)
+    // and delivered, and never reaches it.
+    let nowhere = support::free_port();
+    let _: String = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(nowhere)
+        .query(&mut replica.client())
+        .unwrap();
+    let second = publish(&node, "not replicated").expect("published");
+    for subscriber in &mut subscribers {
+        let seen = events_until(subscriber, &second);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+    }
+    let old = master.port();
+    master.stop();
+    assert_eq!(sentinels.wait_for_failover(old), replica.port());
+
+    // The node follows, finds the last event it delivered gone, and ends
+    // its subscriptions (WebSocket: 1012) for their clients to resume.
+    let (rest, end) = subscribers[0].rest();
+    assert_eq!((rest, end), (vec![], Seen::End(None)));
+    let (rest, end) = subscribers[1].rest();
+    assert_eq!((rest, end), (vec![], Seen::End(Some(1012))));
+    let log = node.log();
+    assert!(log.contains("continuity of topic e2e lost"), "{log}");
+    assert!(node.metrics().contains("tether_redis_resyncs_total 1\n"));
+
+    // A client resuming from the event the new master has gets what
+    // comes next, the lost one not among it.
+    let mut resumed = Subscriber::sse(&node, &first);
+    let start = Instant::now();
+    let third = loop {
+        match publish(&node, "after the failover") {
+            Ok(id) => break id,
+            Err(503) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(status) => panic!("publish answered {status}"),
+        }
+        assert!(start.elapsed() < PATIENCE, "never published again");
+    };
+    assert_eq!(
+        resumed.next(),
+        Seen::Event {
+            id: third,
+            data: "after the failover".to_owned()
+        }
+    );
 }
 
 #[test]
