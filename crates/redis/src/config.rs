@@ -317,6 +317,14 @@ mod tests {
         );
         let debug = format!("{:?}", RedisConfig::new("redis://u:hunter2@h:1"));
         assert!(!debug.contains("hunter2"), "{debug}");
+        let mut sentinel = RedisConfig::new("redis+sentinel://:hunter2@a:1,b:2/mymaster");
+        sentinel.sentinel_password = Some("swordfish".into());
+        assert_eq!(sentinel.server(), "redis+sentinel://:***@a:1,b:2/mymaster");
+        let debug = format!("{sentinel:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("swordfish"),
+            "{debug}"
+        );
     }
 
     #[test]
