@@ -66,6 +66,12 @@ pub trait Bus: Send + Sync + 'static {
     fn last_error(&self) -> Option<String> {
         None
     }
+
+    /// Which bus this is beyond its kind ([`Broker::detail`]); `None` by
+    /// default.
+    fn detail(&self) -> Option<String> {
+        None
+    }
 }
 
 /// One event loop's [`Broker`] over a bus (a bridge makes one per loop).
@@ -220,6 +226,10 @@ impl<B: Bus> Broker for BusBroker<B> {
 
     fn last_error(&self) -> Option<String> {
         self.bus.last_error()
+    }
+
+    fn detail(&self) -> Option<String> {
+        self.bus.detail()
     }
 
     fn round_trip(&self) -> Option<&tether_hub::histogram::Histogram> {

@@ -36,7 +36,10 @@ impl BusReadiness {
     /// paused server).
     pub(crate) fn report(&self, broker: &dyn Broker, report: &mut Readiness) {
         let state = self.observe(broker);
-        let kind = broker.kind();
+        let kind = match broker.detail() {
+            Some(detail) => format!("{}: {}", broker.kind(), one_line(&detail)),
+            None => broker.kind().to_owned(),
+        };
         let why = broker
             .last_error()
             .map_or_else(String::new, |e| format!("; last error: {}", one_line(&e)));

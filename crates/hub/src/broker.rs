@@ -455,6 +455,13 @@ pub trait Broker {
         None
     }
 
+    /// Which bus this is beyond its kind, for `/readyz` (Redis Sentinel
+    /// names its master and where it was found); `None` (the default)
+    /// when the kind says it all.
+    fn detail(&self) -> Option<String> {
+        None
+    }
+
     /// The round trips to the bus of a broker over one (bounds
     /// [`crate::histogram::ROUND_TRIP`]), as the bus times them; `None`
     /// (the default) for a broker with no bus.

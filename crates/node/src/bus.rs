@@ -6,12 +6,16 @@ use tether_hub::HubMessage;
 use tether_server::Poster;
 
 /// The bus that shares the hub's topics with other nodes.
+// Made once, at start: the size of a variant costs nothing, and boxing
+// it would change what embedders write.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Bus {
-    /// Redis Streams, on one server (`redis://`) or a Redis Cluster
-    /// (`redis+cluster://`); over TLS with `rediss://` and
-    /// `rediss+cluster://`.
+    /// Redis Streams, on one server (`redis://`), a Redis Cluster
+    /// (`redis+cluster://`) or the master Redis Sentinel names
+    /// (`redis+sentinel://`); over TLS with `rediss://`,
+    /// `rediss+cluster://` and `rediss+sentinel://`.
     #[cfg(feature = "redis")]
     Redis(tether_redis::RedisConfig),
     /// NATS JetStream.

@@ -30,6 +30,16 @@ pub struct RedisConfig {
     /// same over TLS: the server's certificate must name the URL's host
     /// (on a cluster, each node's address as the cluster gives it) and
     /// chain to the system's roots or to [`RedisConfig::tls_ca`].
+    ///
+    /// With Redis Sentinel,
+    /// `redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]`:
+    /// the sentinels (asked in this order, over plain TCP, with
+    /// [`RedisConfig::sentinel_password`] if they want one) name the
+    /// master, whose role is checked before it is used; the credentials
+    /// and database are the master's. Every lost connection asks them
+    /// again, which follows a failover. `rediss+sentinel://` speaks TLS
+    /// to the master (its certificate must name the address the
+    /// sentinels give).
     pub url: String,
     /// With a `rediss://` URL, the CA certificates (a PEM file) the
     /// server's certificate must chain to, instead of the system's roots
@@ -42,6 +52,10 @@ pub struct RedisConfig {
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of
     /// [`RedisConfig::tls_cert`].
     pub tls_key: Option<PathBuf>,
+    /// With a `redis+sentinel://` URL, the password the sentinels
+    /// themselves ask for (`requirepass` in their configuration; `None`:
+    /// they ask none). The URL's credentials are the master's.
+    pub sentinel_password: Option<String>,
     /// Put before each topic's name to make its stream's key (`tether:`:
     /// topic `news` is the stream `tether:news`; on a Redis Cluster a
     /// hash tag comes between them, see [`RedisConfig::cluster_partitions`],
@@ -134,6 +148,7 @@ impl RedisConfig {
             tls_ca: None,
             tls_cert: None,
             tls_key: None,
+            sentinel_password: None,
             prefix: "tether:".to_owned(),
             max_len: 1000,
             bus_max_len: 100_000,
@@ -267,6 +282,10 @@ impl fmt::Debug for RedisConfig {
             .field("tls_ca", &self.tls_ca)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
+            .field(
+                "sentinel_password",
+                &self.sentinel_password.as_ref().map(|_| "***"),
+            )
             .field("prefix", &self.prefix)
             .field("max_len", &self.max_len)
             .field("history_events", &self.history_events)
@@ -298,6 +317,14 @@ mod tests {
         );
         let debug = format!("{:?}", RedisConfig::new("redis://u:hunter2@h:1"));
         assert!(!debug.contains("hunter2"), "{debug}");
+        let mut sentinel = RedisConfig::new("redis+sentinel://:hunter2@a:1,b:2/mymaster");
+        sentinel.sentinel_password = Some("swordfish".into());
+        assert_eq!(sentinel.server(), "redis+sentinel://:***@a:1,b:2/mymaster");
+        let debug = format!("{sentinel:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("swordfish"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -5,12 +5,15 @@ use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{Cmd, Connection, ErrorKind, RedisError, Value};
 
 use crate::config::RedisConfig;
+use crate::sentinel::Sentinel;
 use crate::tls::TlsFiles;
 
-/// Where the bridge connects: one Redis server, or a Redis Cluster.
+/// Where the bridge connects: one Redis server, a Redis Cluster, or the
+/// master the sentinels name (a connection to it is one server's).
 pub(crate) enum Client {
     Single(redis::Client),
     Cluster(ClusterClient),
+    Sentinel(Sentinel),
 }
 
 /// A thread's connection: to one server, or the `redis` crate's cluster
@@ -33,6 +36,19 @@ impl Client {
     /// the URL.
     pub(crate) fn open(config: &RedisConfig, tls: Option<TlsFiles>) -> Result<Client, String> {
         let url = config.url.as_str();
+        if let Some(sentinel) = crate::sentinel::parse_url(url)? {
+            let password = config.sentinel_password.clone();
+            return Ok(Client::Sentinel(Sentinel::new(
+                sentinel,
+                password,
+                tls.map(|tls| tls.certificates),
+            )));
+        }
+        if config.sentinel_password.is_some() {
+            return Err("a sentinel password is given for a URL without Sentinel: \
+                 use redis+sentinel:// (or rediss+sentinel://)"
+                .to_owned());
+        }
         match crate::config::cluster_nodes(url)? {
             None => match tls {
                 Some(tls) => redis::Client::build_with_tls(url, tls.certificates),
@@ -57,6 +73,14 @@ impl Client {
 
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self, Client::Cluster(_))
+    }
+
+    /// The sentinels, if the master is theirs to name.
+    pub(crate) fn sentinel(&self) -> Option<&Sentinel> {
+        match self {
+            Client::Sentinel(sentinel) => Some(sentinel),
+            _ => None,
+        }
     }
 }
 

@@ -128,6 +128,13 @@
 //!   lost connection, made again (a promoted replica that missed the last
 //!   announcements shows as a hole in the numbers, and the topics catch
 //!   up or resynchronise).
+//! - **Redis Sentinel** (`redis+sentinel://HOST:PORT,.../MASTER_NAME`):
+//!   one server, the master the sentinels name. Each connection asks them
+//!   in order (`SENTINEL get-master-addr-by-name`) and keeps the address
+//!   only if its `ROLE` is master; a lost connection or `READONLY` asks
+//!   again, so a failover is followed. The promoted replica's other
+//!   `run_id` is not taken for a restart: each followed topic's last
+//!   delivered event is looked for in its stream instead.
 //!
 //! # Example
 //!
@@ -173,6 +180,7 @@ mod limits;
 mod presence;
 mod publish;
 mod reader;
+mod sentinel;
 mod shared;
 #[cfg(test)]
 mod test_values;
@@ -219,6 +227,11 @@ use shared::{Control, Post, ReaderMsg, SharedLimits, Stats, WriterMsg};
 /// config.prefix = "{app}:".into();
 /// assert!(RedisBridge::new(config).is_err());
 /// assert!(RedisBridge::new(RedisConfig::new("redis+cluster://a:1/3")).is_err());
+/// // The master Redis Sentinel names: the sentinels, then the master's name.
+/// let mut config = RedisConfig::new("redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster");
+/// config.sentinel_password = Some("s3cret".into());
+/// assert!(RedisBridge::new(config).is_ok());
+/// assert!(RedisBridge::new(RedisConfig::new("redis+sentinel://10.0.0.1:26379")).is_err());
 /// # Ok::<(), tether_redis::Error>(())
 /// ```
 pub struct RedisBridge {
@@ -427,7 +440,15 @@ impl tether_bus::BusBridge for RedisBridge {
 
     fn describe(&self) -> String {
         let config = self.config();
-        let cluster = config.url.starts_with("redis+cluster://");
+        if let Some(sentinel) = self.shared.client.sentinel() {
+            return format!(
+                "Redis Sentinel: master {} as sentinels {} name it (topic news is the stream {})",
+                sentinel.master_name(),
+                sentinel.sentinels(),
+                self.stream_key("news"),
+            );
+        }
+        let cluster = self.shared.client.is_cluster();
         let layout = match (cluster, config.cluster_partitions) {
             (false, _) => String::new(),
             (true, 0) => ", a slot per topic".to_owned(),

@@ -186,6 +186,9 @@ pub(crate) fn parse_published(value: &Value) -> Result<(EventId, bool), RedisErr
             [Value::Int(added), id] => Ok((parse_id(id).ok_or_else(unexpected)?, *added == 0)),
             [tag, message] if crate::commands::text(tag) == Some(&b"error"[..]) => {
                 let message = crate::commands::text(message).map(String::from_utf8_lossy);
+                if let Some(e) = message.as_deref().and_then(unavailable) {
+                    return Err(e);
+                }
                 Err(RedisError::from((
                     ErrorKind::Extension,
                     "refused in the publish script",
@@ -196,6 +199,22 @@ pub(crate) fn parse_published(value: &Value) -> Result<(EventId, bool), RedisErr
         },
         other => Ok((parse_id(other).ok_or_else(unexpected)?, false)),
     }
+}
+
+/// A refusal inside the script that is the server's state rather than
+/// the publish's (`READONLY`: a master turned replica under a
+/// connection that stayed open, as after a Sentinel failover; `LOADING`,
+/// `MASTERDOWN`...): that error with its kind, which
+/// [`crate::commands::is_server_error`] counts as a failing connection,
+/// so the writer connects again (and, with Sentinel, asks where the
+/// master is now). `None` for a refusal of the publish itself.
+fn unavailable(message: &str) -> Option<RedisError> {
+    let line = message.lines().next().unwrap_or_default();
+    let Ok(Value::ServerError(e)) = redis::parse_redis_value(format!("-{line}\r\n").as_bytes()) else {
+        return None;
+    };
+    let e = RedisError::from(e);
+    (matches!(e.kind(), ErrorKind::Server(_)) && !crate::commands::is_server_error(&e)).then_some(e)
 }
 
 /// The script behind a publish without a publish key where publishes are
@@ -393,5 +412,21 @@ mod tests {
         .unwrap_err();
         assert_eq!(refused.kind(), ErrorKind::Extension);
         assert!(refused.to_string().contains("WRONGTYPE"), "{refused}");
+        assert!(crate::commands::is_server_error(&refused), "the publish's own");
+        // A master turned replica refuses the write inside the script: the
+        // connection's state, not the publish's.
+        for message in [
+            "READONLY You can't write against a read only replica.",
+            "LOADING Redis is loading the dataset in memory",
+        ] {
+            let unavailable = parse_published(&Value::Array(vec![bulk("error"), bulk(message)])).unwrap_err();
+            assert!(
+                matches!(unavailable.kind(), ErrorKind::Server(_)),
+                "{unavailable}"
+            );
+            assert!(!crate::commands::is_server_error(&unavailable), "{unavailable}");
+        }
+        let odd = parse_published(&Value::Array(vec![bulk("error"), bulk("\r\n-READONLY")])).unwrap_err();
+        assert!(crate::commands::is_server_error(&odd), "{odd}");
     }
 }

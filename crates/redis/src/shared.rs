@@ -396,12 +396,26 @@ impl Bus for RedisBus {
         self.stats.last_error()
     }
 
+    /// With Sentinel: the master's name, and where it was last found.
+    fn detail(&self) -> Option<String> {
+        self.client.sentinel().map(crate::sentinel::Sentinel::describe)
+    }
+
     fn write_metrics(&self, out: &mut String) {
         self.stats.status().write_metrics(out);
     }
 }
 
 impl RedisBus {
+    /// Where Redis is, for the logs: the URL without its password, and
+    /// with Sentinel the master last found.
+    pub(crate) fn server_now(&self) -> String {
+        match self.client.sentinel() {
+            Some(sentinel) => format!("{} ({})", self.server, sentinel.describe()),
+            None => self.server.clone(),
+        }
+    }
+
     /// Asks the writer to wake the reader; a full queue will wake it
     /// anyway once drained. On a cluster the reader never waits in Redis,
     /// but on its channel, which wakes it.
@@ -478,23 +492,14 @@ impl Link {
     /// long a reply may take).
     pub(crate) fn connect(&mut self, read_timeout: Duration) -> Option<Con> {
         let config = &self.shared.config;
+        let prepare = |con: redis::Connection| self.prepare(con, read_timeout);
         let result = match &self.shared.client {
             Client::Single(client) => client
                 .get_connection_with_timeout(config.connect_timeout)
-                .and_then(|mut con| {
-                    con.set_read_timeout(Some(read_timeout))?;
-                    con.set_write_timeout(Some(config.command_timeout))?;
-                    // Named, so that `CLIENT LIST` shows what it is (an ACL
-                    // that forbids it is no reason to fail).
-                    let name = redis::cmd("CLIENT")
-                        .arg("SETNAME")
-                        .arg(format!("tether-redis-{}", self.name))
-                        .query::<redis::Value>(&mut con);
-                    match name {
-                        Err(e) if !crate::commands::is_server_error(&e) => Err(e),
-                        _ => Ok(Con::Single(con)),
-                    }
-                }),
+                .and_then(prepare),
+            // The master the sentinels name now: a lost connection asks
+            // them again, which follows a failover.
+            Client::Sentinel(sentinel) => sentinel.connect(config.connect_timeout).and_then(prepare),
             Client::Cluster(client) => client.get_connection().and_then(|con| {
                 con.set_read_timeout(Some(read_timeout))?;
                 con.set_write_timeout(Some(config.command_timeout))?;
@@ -513,8 +518,24 @@ impl Link {
         }
     }
 
+    /// A connection to one server made ready: its timeouts set, and
+    /// named, so that `CLIENT LIST` shows what it is (an ACL that forbids
+    /// it is no reason to fail).
+    fn prepare(&self, mut con: redis::Connection, read_timeout: Duration) -> Result<Con, RedisError> {
+        con.set_read_timeout(Some(read_timeout))?;
+        con.set_write_timeout(Some(self.shared.config.command_timeout))?;
+        let name = redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(format!("tether-redis-{}", self.name))
+            .query::<redis::Value>(&mut con);
+        match name {
+            Err(e) if !crate::commands::is_server_error(&e) => Err(e),
+            _ => Ok(Con::Single(con)),
+        }
+    }
+
     fn connected(&mut self) {
-        let server = &self.shared.server;
+        let server = &self.shared.server_now();
         match self.lost_at.take() {
             Some(lost) => {
                 let counter = match self.name {
@@ -544,7 +565,11 @@ impl Link {
     fn failed(&mut self, e: &RedisError) {
         // What a refused handshake means is worth saying at a connection
         // attempt only: a connection lost later was not refused.
-        let e = crate::tls::explain(e, crate::tls::is_tls(&self.shared.config.url));
+        // The sentinels' error says already what each step met.
+        let e = match self.shared.client.sentinel() {
+            Some(_) => e.to_string(),
+            None => crate::tls::explain(e, crate::tls::is_tls(&self.shared.config.url)),
+        };
         self.shared.stats.error(format!(
             "{} cannot connect to {}: {e}",
             self.name, self.shared.server
@@ -574,7 +599,8 @@ impl Link {
         self.flag().store(false, Ordering::Relaxed);
         self.shared.stats.error(format!(
             "{} lost its connection to {}: {e}",
-            self.name, self.shared.server
+            self.name,
+            self.shared.server_now()
         ));
         self.lost_at = Some(Instant::now());
         if self.up_since.take().is_some_and(|up| up.elapsed() >= STABLE) {
@@ -585,7 +611,7 @@ impl Link {
         log::warn!(
             "redis: {} lost its connection to {} ({e}); {consequence}; reconnecting in {} ms",
             self.name,
-            self.shared.server,
+            self.shared.server_now(),
             delay.as_millis()
         );
     }

@@ -21,9 +21,12 @@ pub(crate) struct TlsFiles {
     pub(crate) certificates: TlsCertificates,
 }
 
-/// Whether `url` asks for TLS (`rediss://` or `rediss+cluster://`).
+/// Whether `url` asks for TLS (`rediss://`, `rediss+cluster://` or
+/// `rediss+sentinel://`).
 pub(crate) fn is_tls(url: &str) -> bool {
-    url.starts_with("rediss://") || url.starts_with("rediss+cluster://")
+    ["rediss://", "rediss+cluster://", "rediss+sentinel://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
 }
 
 impl TlsFiles {
@@ -35,7 +38,7 @@ impl TlsFiles {
         if !is_tls(&config.url) {
             if named {
                 return Err("a CA, client certificate or key is given for a URL without TLS: \
-                     use rediss:// (or rediss+cluster://)"
+                     use rediss:// (or rediss+cluster://, rediss+sentinel://)"
                     .to_owned());
             }
             return Ok(None);

@@ -232,11 +232,21 @@ impl Writer {
         }
         let mut added = Vec::new();
         let mut publishes = publishes.into_iter();
+        // A refusal that is the server's state (`READONLY`), not the
+        // publish's: the connection counts as lost once the replies are
+        // read.
+        let mut unavailable = None;
         // Replies first: `zip` takes no publish past the last reply.
         for (reply, publish) in replies.into_iter().zip(publishes.by_ref()) {
             let outcome = reply.and_then(|reply| publish::parse_published(&reply));
             match outcome {
                 Ok((id, duplicate)) => added.push((publish, id, duplicate)),
+                Err(e)
+                    if matches!(e.kind(), redis::ErrorKind::Server(_)) && !commands::is_server_error(&e) =>
+                {
+                    self.refuse(publish);
+                    unavailable.get_or_insert(e);
+                }
                 Err(e) => {
                     if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) {
                         // Redis's script cache was flushed: send the text
@@ -251,6 +261,7 @@ impl Writer {
                 }
             }
         }
+        let failure = failure.or(unavailable);
         let failed = failure.is_some();
         if let Some(e) = failure {
             // The rest may or may not have been added (the one under way

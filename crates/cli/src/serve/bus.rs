@@ -17,9 +17,21 @@ pub(crate) struct RedisArgs {
     /// keeps their backlog for Last-Event-ID replay. rediss:// and
     /// rediss+cluster:// connect over TLS, the server's certificate
     /// checked against the system's roots (or --redis-ca) and the URL's
-    /// host. Without it, the hub runs in this process alone.
+    /// host. With Redis Sentinel,
+    /// redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]: the
+    /// sentinels, asked in order, name the master (its role checked),
+    /// and every lost connection asks them again, which follows a
+    /// failover; the URL's credentials are the master's, and
+    /// rediss+sentinel:// speaks TLS to it. Without it, the hub runs in
+    /// this process alone.
     #[arg(long, value_name = "URL")]
     pub(crate) redis: Option<String>,
+    /// With a redis+sentinel:// URL, the password the sentinels
+    /// themselves ask for (requirepass in their configuration); better
+    /// given as TETHER_REDIS_SENTINEL_PASSWORD or in the configuration
+    /// file than on the command line, where other users see it.
+    #[arg(long, value_name = "PASSWORD", requires = "redis")]
+    pub(crate) redis_sentinel_password: Option<String>,
     /// With a rediss:// URL, trust this CA (a PEM file of certificates)
     /// for the server's certificate instead of the system's roots.
     #[arg(long, value_name = "FILE", requires = "redis")]
@@ -118,6 +130,9 @@ pub(crate) fn bus(args: &Args) -> Option<Bus> {
         config.tls_ca.clone_from(&args.redis.redis_ca);
         config.tls_cert.clone_from(&args.redis.redis_cert);
         config.tls_key.clone_from(&args.redis.redis_key);
+        config
+            .sentinel_password
+            .clone_from(&args.redis.redis_sentinel_password);
         config.presence_ttl = std::time::Duration::from_secs_f64(args.redis.redis_presence_ttl);
         config.cluster_partitions = usize::from(args.redis.redis_cluster_partitions);
         config.wait_replicas = usize::from(args.redis.redis_wait_replicas);
@@ -127,13 +142,17 @@ pub(crate) fn bus(args: &Args) -> Option<Bus> {
     None
 }
 
-/// What a start would check of the bus's files (`--redis-ca`,
-/// `--redis-cert`, `--redis-key`): each read and parsed, the key the
-/// certificate's, none without a rediss:// URL.
+/// What a start would check of the bus's settings before it connects:
+/// the Redis URL (a Sentinel URL's parts, a sentinel password only with
+/// one) and its files (`--redis-ca`, `--redis-cert`, `--redis-key`: each
+/// read and parsed, the key the certificate's, none without a rediss://
+/// URL).
 pub(crate) fn check_files(args: &Args) -> Result<(), String> {
     #[cfg(feature = "redis")]
     if let Some(Bus::Redis(config)) = bus(args) {
         config.check_tls().map_err(|e| e.to_string())?;
+        // Made, not started: nothing connects.
+        tether_redis::RedisBridge::new(config).map_err(|e| e.to_string())?;
     }
     let _ = args;
     Ok(())

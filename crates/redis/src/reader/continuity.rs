@@ -111,8 +111,11 @@ impl Reader {
     pub(super) fn check_continuity(&mut self) -> Result<(), RedisError> {
         let con = connection::connected(&mut self.con)?;
         // A cluster's nodes restart and fail over one by one: each
-        // topic's check below is what tells.
-        let restarted = if self.shared.keys.cluster {
+        // topic's check below is what tells. So does a Sentinel failover:
+        // the promoted replica has another run id, and the streams it had
+        // by replication (a topic whose last delivered event it lacks is
+        // resynchronised by that check).
+        let restarted = if self.shared.keys.cluster || self.shared.client.sentinel().is_some() {
             false
         } else {
             let info = con.query(redis::cmd("INFO").arg("server"))?;

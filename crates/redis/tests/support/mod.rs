@@ -9,6 +9,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cluster;
+pub mod sentinel;
 #[path = "../../../hub/tests/server_process/mod.rs"]
 mod server_process;
 pub mod tls;
