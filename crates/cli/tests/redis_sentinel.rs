@@ -46,16 +46,16 @@ mod support;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::Instant;
 
+use bus::refused::{assert_refused, wait_for_bus_line};
 use bus::{ScratchDir, Seen, Subscriber, TOKEN, publish};
 use serve::Node;
-use serve::process::{Process, output, serve as serve_process};
+use serve::process::output;
 use support::sentinel::Sentinels;
 use support::tls::{Pki, ServerTls};
 use support::{PATIENCE, RedisServer, available, wait_until};
@@ -75,75 +75,17 @@ fn start_node(dir: &Path, name: &str, url: &str, more: &[&str], envs: &[(&str, &
     Node::start(dir, name, &args, &all_envs)
 }
 
-/// A node on `url` that is not expected to reach its bus: the process,
-/// its address, and its log's path.
-fn start_refused(dir: &Path, name: &str, url: &str) -> (Process, SocketAddr, PathBuf) {
-    let log = dir.join(format!("{name}.log"));
-    let args = [
-        "--app",
-        "hub",
-        "--port",
-        "0",
-        "--threads",
-        "1",
-        "--log-level",
-        "info",
-        "--redis",
-        url,
-    ];
-    let (process, addr, _) = serve_process(&args, &[("TETHER_PUBLISH_TOKEN", TOKEN)], Some(&log));
-    (process, addr, log)
-}
-
-/// `/readyz`'s `bus` line (without its `[+] bus: ` mark) once it holds
-/// `words` (a state to reach, not a time to measure): the status, the
-/// line and the whole body.
-fn wait_for_bus_line(addr: SocketAddr, words: &str) -> (u16, String, String) {
-    let start = Instant::now();
-    loop {
-        let (status, body) = serve::process::request(PATIENCE, addr, "GET", "/readyz", "", "");
-        let line = body
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("[+] bus: ")
-                    .or_else(|| l.strip_prefix("[-] bus: "))
-            })
-            .unwrap_or_default()
-            .to_owned();
-        if line.contains(words) {
-            return (status, line, body);
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "/readyz never said {words:?}; last: {status} {body}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 /// A node on `url` cannot reach its master, for the reason `words`
 /// name: `/readyz` says so (503, not reached, Sentinel named), its log
 /// says so at start, and its publishes are refused.
 fn refused(dir: &Path, name: &str, url: &str, words: &str) {
-    let (_process, addr, log) = start_refused(dir, name, url);
-    let (status, line, body) = wait_for_bus_line(addr, words);
-    println!("{name}: {status} {body}");
-    assert_eq!(status, 503, "{body}");
-    assert!(body.starts_with("not ready: bus\n"), "{body}");
-    assert!(line.starts_with("connecting (redis: Sentinel master "), "{line}");
-    assert!(
-        line.contains("not reached since this node started; last error: "),
-        "{line}"
+    assert_refused(
+        dir,
+        name,
+        &["--redis", url],
+        words,
+        "connecting (redis: Sentinel master ",
     );
-    let log = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("cannot connect to") && l.contains(words)),
-        "{name}: the log does not say {words:?}:\n{log}"
-    );
-    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
-    let (status, _) = serve::process::request(PATIENCE, addr, "POST", "/topics/e2e", &auth, "no");
-    assert_eq!(status, 503);
 }
 
 /// The events `subscriber` sees until the one with id `last`: each an

@@ -33,16 +33,15 @@ mod serve;
 #[path = "../../redis/tests/support/mod.rs"]
 mod support;
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Instant;
 
+use bus::refused::assert_refused;
 use bus::{Resumed, ScratchDir, Seen, Subscriber, TOKEN, events, publish, publish_next};
 use serve::Node;
-use serve::process::{Process, output, serve as serve_process};
+use serve::process::output;
 use support::cluster::{self, RedisCluster};
 use support::tls::{Pki, ServerTls};
-use support::{PATIENCE, RedisServer, available};
+use support::{RedisServer, available};
 
 /// The options of a node of these tests on `url`, and `more`.
 fn node_args(url: &str, more: &[&str]) -> Vec<String> {
@@ -61,74 +60,13 @@ fn start_node(dir: &Path, name: &str, url: &str, more: &[&str]) -> Node {
     )
 }
 
-/// A node on `url` with `more` options that is not expected to reach its
-/// bus: the process, its address, and its log's path.
-fn start_refused(
-    dir: &Path,
-    name: &str,
-    url: &str,
-    more: &[&str],
-) -> (Process, SocketAddr, std::path::PathBuf) {
-    let log = dir.join(format!("{name}.log"));
-    let mut args = vec![
-        "--app",
-        "hub",
-        "--port",
-        "0",
-        "--threads",
-        "1",
-        "--log-level",
-        "info",
-    ];
-    let node = node_args(url, more);
-    args.extend(node.iter().map(String::as_str));
-    let (process, addr, _) = serve_process(&args, &[("TETHER_PUBLISH_TOKEN", TOKEN)], Some(&log));
-    (process, addr, log)
-}
-
-/// `/readyz` until its `bus` line holds `words` (a state to reach, not a
-/// time to measure): the status and body then.
-fn wait_for_bus_line(addr: SocketAddr, words: &str) -> (u16, String) {
-    let start = Instant::now();
-    loop {
-        let (status, body) = serve::process::request(PATIENCE, addr, "GET", "/readyz", "", "");
-        let bus = body
-            .lines()
-            .find(|l| l.starts_with("[-] bus: "))
-            .unwrap_or_default();
-        if bus.contains(words) {
-            return (status, body);
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "/readyz never said {words:?}; last: {status} {body}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 /// A node on `url` (with `more`) is refused by the server, for the reason
 /// `words` name: `/readyz` says so (503, not reached), its log says so at
 /// start, and its publishes are refused.
 fn refused(dir: &Path, name: &str, url: &str, more: &[&str], words: &str) {
-    let (_process, addr, log) = start_refused(dir, name, url, more);
-    let (status, body) = wait_for_bus_line(addr, words);
-    println!("{name}: {status} {body}");
-    assert_eq!(status, 503, "{body}");
-    assert!(body.starts_with("not ready: bus\n"), "{body}");
-    assert!(
-        body.contains("[-] bus: connecting (redis): not reached since this node started; last error: "),
-        "{body}"
-    );
-    let log = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("cannot connect to") && l.contains(words)),
-        "{name}: the log does not say {words:?}:\n{log}"
-    );
-    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
-    let (status, _) = serve::process::request(PATIENCE, addr, "POST", "/topics/e2e", &auth, "no");
-    assert_eq!(status, 503);
+    let bus = node_args(url, more);
+    let bus: Vec<&str> = bus.iter().map(String::as_str).collect();
+    assert_refused(dir, name, &bus, words, "connecting (redis): ");
 }
 
 /// A TLS `redis-server` with a certificate of `pki` for `names`.

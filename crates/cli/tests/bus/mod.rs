@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each test file uses a part
 
+pub(crate) mod refused;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::ops::Deref;
