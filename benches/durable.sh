@@ -125,7 +125,8 @@ start_server() {
     if [ -z "$ADDR" ] || ! curl -sf -o /dev/null "http://$ADDR/healthz"; then
         cat "$WORK/server.log"
         echo "durable.sh: tether serve $* did not start"
-        SERVER_PID=""
+        # Stopped here: a server that started too late would outlive the run.
+        stop_server
         return 1
     fi
 }
