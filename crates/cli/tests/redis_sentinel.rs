@@ -75,6 +75,16 @@ fn start_node(dir: &Path, name: &str, url: &str, more: &[&str], envs: &[(&str, &
     Node::start(dir, name, &args, &all_envs)
 }
 
+/// A master `mymaster`, one replica of it, and `count` sentinels that
+/// watch it (`quorum` of them to agree), ready: each knows the replica.
+fn master_replica_sentinels(count: usize, quorum: usize) -> (RedisServer, RedisServer, Sentinels) {
+    let master = RedisServer::start();
+    let replica = RedisServer::replica_of(&master);
+    let sentinels = Sentinels::start(&master, "mymaster", count, quorum, None);
+    sentinels.wait_until_ready(1);
+    (master, replica, sentinels)
+}
+
 /// A node on `url` cannot reach its master, for the reason `words`
 /// name: `/readyz` says so (503, not reached, Sentinel named), its log
 /// says so at start, and its publishes are refused.
@@ -132,13 +142,10 @@ fn a_failover_is_followed_and_nothing_acknowledged_is_lost() {
         return;
     }
     let dir = ScratchDir::new("redis-sentinel");
-    let mut master = RedisServer::start();
     // One replica, which holds every acknowledged event: with more, the
     // sentinels promote the one they last saw furthest along, which may
     // not be one that acknowledged.
-    let replica = RedisServer::replica_of(&master);
-    let sentinels = Sentinels::start(&master, "mymaster", 3, 2, None);
-    sentinels.wait_until_ready(1);
+    let (mut master, replica, sentinels) = master_replica_sentinels(3, 2);
     let url = sentinels.url();
     let node = start_node(&dir, "a", &url, &["--redis-wait-replicas", "1"], &[]);
     let at = format!("127.0.0.1:{}", master.port());
@@ -251,10 +258,7 @@ fn an_event_the_promoted_replica_lacks_ends_the_subscriptions() {
         return;
     }
     let dir = ScratchDir::new("redis-sentinel-lost");
-    let mut master = RedisServer::start();
-    let replica = RedisServer::replica_of(&master);
-    let sentinels = Sentinels::start(&master, "mymaster", 1, 1, None);
-    sentinels.wait_until_ready(1);
+    let (mut master, replica, sentinels) = master_replica_sentinels(1, 1);
     let node = start_node(&dir, "a", &sentinels.url(), &[], &[]);
     let mut subscribers = [Subscriber::sse(&node, "0-0"), Subscriber::ws(&node, "0-0")];
     let first = publish(&node, "replicated").expect("published");
