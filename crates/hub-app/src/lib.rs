@@ -294,6 +294,9 @@ impl HubApp {
                 };
                 (self.hooks).decide_request(ctx, &mut parts!(self), served)
             }
+            HubRoute::Heads { .. } => self
+                .delivery
+                .warm(ctx, &mut parts!(self), conn, request, admission),
             HubRoute::Decided => {
                 // Routed again, with the backend's decision standing for
                 // its credential.
@@ -303,6 +306,8 @@ impl HubApp {
                 let ticket = admission.take_ticket();
                 let again = Routing::Again { presented, ticket };
                 let route = router::route(&self.shared.access, &self.stats, request, again);
+                let max = self.shared.settings.max_subscriptions;
+                let route = self.delivery.hold_for_heads(request, max, route);
                 BackendHooks::go_on_as(ctx, conn, route, admission)
             }
             _ => Reply::Now(Response::text(404, "404 Not Found\n")),
@@ -324,6 +329,7 @@ impl HubApp {
                 (self.api).timeout(conn, &mut self.delivery, &mut self.publishing)
             }
             HubRoute::Decide | HubRoute::Decided => self.hooks.decision_timeout(conn),
+            HubRoute::Heads { .. } => (self.delivery).heads_timeout(ctx, &mut parts!(self), conn),
             _ => {
                 self.publishing.forget(&mut parts!(self), conn);
                 Response::text(504, "the broker did not answer in time\n")
@@ -348,7 +354,8 @@ impl App for HubApp {
         {
             return route.map(Admission::new);
         }
-        router::route(&self.shared.access, &self.stats, request, Routing::First)
+        let route = router::route(&self.shared.access, &self.stats, request, Routing::First);
+        (self.delivery).hold_for_heads(request, settings.max_subscriptions, route)
     }
 
     fn on_open(
@@ -457,9 +464,11 @@ impl App for HubApp {
         if multi {
             let hooks = &mut self.hooks;
             (self.delivery).start_multi_stream(ctx, &mut parts!(self), hooks, served, last_event_id);
-            return;
+        } else {
+            (self.delivery).start_stream(ctx, &mut parts!(self), served, last_event_id);
         }
-        (self.delivery).start_stream(ctx, &mut parts!(self), served, last_event_id);
+        // Held for its topics' histories: its subscriptions keep them now.
+        (self.delivery).warmed(ctx, &mut parts!(self), conn);
     }
 
     /// The backend's subject or the token's, as far as the request's
@@ -568,6 +577,10 @@ impl App for HubApp {
             state.route = HubRoute::Decided;
             state.set_presented(presented);
         }
+        // Its topics' histories are here: it opens as the stream it is.
+        if let Some(route) = self.delivery.opens_as(conn) {
+            state.route = route;
+        }
     }
 
     fn on_request_timeout(
@@ -591,6 +604,7 @@ impl App for HubApp {
                 (self.api).abandoned(conn, &mut self.delivery, &mut self.publishing)
             }
             HubRoute::Decide | HubRoute::Decided => self.hooks.forget(conn),
+            HubRoute::Heads { .. } => (self.delivery).warmed(ctx, &mut parts!(self), conn),
             _ => {
                 self.publishing.forget(&mut parts!(self), conn);
             }

@@ -43,6 +43,10 @@ pub(super) enum HubRoute {
     Decide,
     /// A request the backend let go on, routed again as what it decided.
     Decided,
+    /// An event stream from nowhere held until its topics' histories are
+    /// on the loop (their heads are where it starts): it then goes on as
+    /// `GET /events?topic=…` (`multi`) or `GET /topics/NAME/events`.
+    Heads { multi: bool },
     /// A WebSocket or an event stream that has opened: what its later
     /// callbacks are lent. The hub keeps what a session needs in its own
     /// tables, by connection, and lets the server keep nothing for it.

@@ -40,6 +40,11 @@ struct OnDemand {
     /// Takes history questions, as a bus does, and never answers them;
     /// without it, keeps no history (the default `Broker::history`).
     silent_history: bool,
+    /// A followed topic's history comes only after its next publish (a
+    /// bus slow to read it, an event published meanwhile).
+    late_history: bool,
+    /// Followed topics whose history has not been sent yet.
+    unready: HashSet<Arc<str>>,
 }
 
 impl OnDemand {
@@ -69,7 +74,9 @@ impl Broker for OnDemand {
             let id = EventId::new(1, events.len() as u64 + 1);
             let event = Event::new(publish.topic.clone(), id, &publish.event_type, &publish.data)?;
             events.push(event.clone());
-            if self.following.contains(&publish.topic) {
+            if self.unready.remove(&publish.topic) {
+                self.ready(&publish.topic, cx);
+            } else if self.following.contains(&publish.topic) {
                 let here = cx.this_loop();
                 cx.post(here, HubMessage::Deliver(event));
             }
@@ -94,12 +101,17 @@ impl Broker for OnDemand {
     fn follow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
         self.follows.fetch_add(1, Ordering::Relaxed);
         self.following.insert(topic.clone());
-        self.ready(topic, cx);
+        if self.late_history {
+            self.unready.insert(topic.clone());
+        } else {
+            self.ready(topic, cx);
+        }
     }
 
     fn unfollow(&mut self, topic: &Arc<str>, _cx: &mut dyn Context) {
         self.unfollows.fetch_add(1, Ordering::Relaxed);
         self.following.remove(topic);
+        self.unready.remove(topic);
     }
 
     fn history(&mut self, _query: &HistoryQuery, _reply: ReplyTo, _cx: &mut dyn Context) -> bool {
@@ -240,4 +252,122 @@ fn history_a_broker_keeps_nowhere_or_does_not_answer() {
         );
         publish(&mut publisher, "od", "message", "e2");
     }
+}
+
+/// An event stream from nowhere (`target`, of `topics`) on a bus whose
+/// history of a topic comes only after the topic's next publish: every
+/// event published after the stream's response head was read reaches it.
+/// A stream opened before its histories came would miss the first of
+/// them: the history has it, and the stream starts after the history.
+fn every_event_published_after_the_head_arrives(target: &str, topics: &[&str]) {
+    let server = start(OnDemand {
+        late_history: true,
+        ..OnDemand::default()
+    });
+    let (addr, path) = (server.addr, target.to_owned());
+    let (opened, head) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = opened.send(SseClient::connect(addr, &path, ""));
+    });
+    let mut publisher = HttpConn::connect(server.addr);
+    // Whether the head came before anything was published (it should
+    // not: the histories are not here), then "first" to every topic.
+    let early = head.recv_timeout(Duration::from_secs(1)).ok();
+    let opened_early = early.is_some();
+    for topic in topics {
+        publish(&mut publisher, topic, "message", "first");
+    }
+    let mut stream = early.unwrap_or_else(|| {
+        (head.recv_timeout(Duration::from_secs(10))).expect("the head once the histories came")
+    });
+    assert_eq!(stream.response.status, 200);
+    for topic in topics {
+        publish(&mut publisher, topic, "message", "second");
+    }
+    let wanted: Vec<String> = (topics.iter())
+        .flat_map(|topic| {
+            let first = opened_early.then(|| format!("{topic} first"));
+            first.into_iter().chain([format!("{topic} second")])
+        })
+        .collect();
+    let mut got = Vec::new();
+    while got.len() < topics.len() {
+        let event = stream.next_event();
+        got.push(match serde_json::from_str::<serde_json::Value>(event.data()) {
+            // A multi-topic stream's event names its topic.
+            Ok(value) if value.is_object() => format!(
+                "{} {}",
+                value["topic"].as_str().unwrap(),
+                value["data"].as_str().unwrap()
+            ),
+            _ => format!("{} {}", topics[0], event.data()),
+        });
+    }
+    let mut sorted = got.clone();
+    sorted.sort();
+    assert!(!opened_early, "the head came before the histories; got {got:?}");
+    assert_eq!(sorted, wanted, "{got:?}");
+}
+
+#[test]
+fn a_stream_from_nowhere_opens_once_its_topics_history_is_here() {
+    every_event_published_after_the_head_arrives("/topics/late/events", &["late"]);
+}
+
+#[test]
+fn a_multi_topic_stream_from_nowhere_opens_once_every_topics_history_is_here() {
+    every_event_published_after_the_head_arrives("/events?topic=late.a&topic=late.b", &["late.a", "late.b"]);
+}
+
+#[test]
+fn a_sockets_subscribe_from_nowhere_is_answered_once_the_topics_history_is_here() {
+    let server = start(OnDemand {
+        late_history: true,
+        ..OnDemand::default()
+    });
+    let addr = server.addr;
+    let (answered, subscribed) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut ws = WsClient::connect(addr, "/ws");
+        ws.send_text(r#"{"type":"subscribe","topic":"late"}"#);
+        let first = ws.recv_text();
+        let _ = answered.send((ws, first));
+    });
+    let mut publisher = HttpConn::connect(server.addr);
+    // `subscribed` before anything was published would be early: the
+    // history is not here.
+    let early = subscribed.recv_timeout(Duration::from_secs(1)).ok();
+    let answered_early = early.is_some();
+    publish(&mut publisher, "late", "message", "first");
+    let (mut ws, first) = early.unwrap_or_else(|| {
+        (subscribed.recv_timeout(Duration::from_secs(10))).expect("subscribed once the history came")
+    });
+    assert_eq!(first, r#"{"control":"subscribed","topic":"late"}"#);
+    publish(&mut publisher, "late", "message", "second");
+    let event: serde_json::Value = serde_json::from_str(&ws.recv_text()).unwrap();
+    assert!(
+        !answered_early,
+        "subscribed came before the history; then {event}"
+    );
+    assert_eq!(
+        (&event["topic"], &event["data"]),
+        (&"late".into(), &"second".into()),
+        "{event}"
+    );
+}
+
+#[test]
+fn a_stream_from_nowhere_whose_history_never_comes_opens_after_the_wait() {
+    let server = start(OnDemand {
+        late_history: true,
+        ..OnDemand::default()
+    });
+    // Nothing is published: the bus never sends the history. The stream
+    // opens when the wait for it is up, placed when the history comes.
+    let mut stream = SseClient::connect(server.addr, "/topics/silent/events", "");
+    assert_eq!(stream.response.status, 200);
+    let mut publisher = HttpConn::connect(server.addr);
+    publish(&mut publisher, "silent", "message", "first");
+    publish(&mut publisher, "silent", "message", "second");
+    assert_eq!(stream.next_event().data(), "second");
 }

@@ -519,6 +519,44 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         self.topics.get(topic).is_some_and(|t| t.ready)
     }
 
+    /// Keeps `topic` followed for a request that waits for its history
+    /// before it opens (an event stream from nowhere, whose `200` promises
+    /// every event published after it: the topic's head has to be known
+    /// first); `Ok(true)` when the broker has to follow the topic now.
+    /// Each call is let go of with one [`Hub::cool`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTopic`].
+    pub fn warm(&mut self, topic: &str) -> Result<bool, Error> {
+        if !is_valid_topic(topic) {
+            return Err(Error::InvalidTopic);
+        }
+        let (name, created) = self.ensure_topic(topic);
+        let Some(entry) = self.topics.get_mut(&name) else {
+            return Ok(false);
+        };
+        entry.warming = entry.warming.saturating_add(1);
+        Ok(created && !entry.ready)
+    }
+
+    /// Lets go of one [`Hub::warm`] of `topic`: true if the topic was
+    /// followed on demand and nothing keeps it now (unfollow it).
+    pub fn cool(&mut self, topic: &str) -> bool {
+        let Some(entry) = self.topics.get_mut(topic) else {
+            return false;
+        };
+        entry.warming = entry.warming.saturating_sub(1);
+        self.tidy(topic)
+    }
+
+    /// Whether a subscriber of `topic` arriving now would be held for the
+    /// topic's history: this loop follows topics on demand and does not
+    /// have this one ready.
+    pub fn awaits_history(&self, topic: &str) -> bool {
+        !self.complete && !self.is_ready(topic)
+    }
+
     /// A subscriber's topic and transport.
     pub fn subscription(&self, sub: S) -> Option<(&Arc<str>, Transport)> {
         let registration = self.subs.get(&sub)?;
@@ -537,7 +575,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
                     websocket: t.websocket.len() + t.raw_websocket.len(),
                     event_stream: t.event_stream.len(),
                     waiting: t.waiters.len(),
-                    held: t.pending.len() + t.ahead.len(),
+                    held: t.pending.len() + t.ahead.len() + t.warming as usize,
                 },
             )
         })

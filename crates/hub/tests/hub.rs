@@ -404,6 +404,48 @@ fn forgetting_starts_the_topic_over() {
 }
 
 #[test]
+fn a_warmed_topic_stays_followed_until_its_last_warm_is_let_go_of() {
+    let mut hub: Hub<u32> = Hub::new(Config::default(), false);
+    assert_eq!(hub.warm("no spaces"), Err(Error::InvalidTopic));
+    // The first warm of a topic nobody follows has the broker follow it;
+    // a second does not.
+    assert!(hub.awaits_history("t"));
+    assert_eq!(hub.warm("t"), Ok(true));
+    assert_eq!(hub.warm("t"), Ok(false));
+    assert!(!hub.is_ready("t"));
+    hub.ready("t", vec![event("t", 2)], None).unwrap();
+    assert!(hub.is_ready("t"));
+    assert!(!hub.awaits_history("t"));
+    assert_eq!(hub.head("t"), EventId::new(10, 2));
+    // A subscriber placed from the head, then the warms let go of: the
+    // topic stays while the subscriber does.
+    assert!(matches!(
+        hub.subscribe("t", 1, Transport::EventStream, Some("10-2")),
+        Ok(Subscribed::Live(_))
+    ));
+    assert!(!hub.cool("t"));
+    assert!(!hub.cool("t"));
+    assert!(hub.unsubscribe(1).is_some_and(|left| left.unfollow));
+    // Warms alone keep it: the last one let go of unfollows it.
+    assert_eq!(hub.warm("u"), Ok(true));
+    assert_eq!(
+        hub.topics()
+            .find(|(name, _)| &***name == "u")
+            .map(|(_, info)| info.held),
+        Some(1)
+    );
+    assert!(hub.cool("u"));
+    assert!(!hub.is_ready("u"));
+    assert!(!hub.cool("u"), "nothing is left to let go of");
+    // With a broker that delivers everything, a topic is ready at once.
+    let mut complete: Hub<u32> = Hub::new(Config::default(), true);
+    assert!(!complete.awaits_history("t"));
+    assert_eq!(complete.warm("t"), Ok(false));
+    assert!(complete.is_ready("t"));
+    assert!(!complete.cool("t"));
+}
+
+#[test]
 fn topics_followed_on_demand_wait_for_their_backlog() {
     let mut hub: Hub<u32> = Hub::new(Config::default(), false);
     assert!(matches!(

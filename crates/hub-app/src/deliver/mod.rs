@@ -9,6 +9,7 @@ mod multiplex;
 mod server_side;
 mod streams;
 mod tokens;
+mod warming;
 
 use std::sync::Arc;
 
@@ -62,6 +63,9 @@ pub(super) struct Delivery {
     /// are held for a topic's history, to learn its head: answered as
     /// soon as it comes, not at the end of the history's wait.
     history_polls: Vec<ConnId>,
+    /// Event streams from nowhere held until their topics' histories are
+    /// here.
+    warming: warming::Warmings,
 }
 
 pub(crate) use self::multiplex::SubscribeAsked;
@@ -77,6 +81,7 @@ impl Delivery {
             muxes: Muxes::default(),
             polls: multi_poll::HeldPolls::default(),
             history_polls: Vec::new(),
+            warming: warming::Warmings::default(),
         }
     }
 
@@ -604,6 +609,9 @@ impl Delivery {
         if !self.history_polls.is_empty() {
             self.answer_history_polls(ctx, parts);
         }
+        if !self.warming.is_empty() {
+            self.open_warmed(ctx);
+        }
         let stats = parts.stats;
         for (key, transport) in readied.resync {
             let conn = key.conn;
@@ -632,6 +640,9 @@ impl Delivery {
     pub(super) fn tick(&mut self, ctx: &mut Ctx<'_, HubMessage>, parts: &mut LoopParts<'_>) {
         for resumed in self.hub.tick() {
             self.resumed(ctx, parts, resumed);
+        }
+        if !self.warming.is_empty() {
+            self.tick_warming(ctx, parts);
         }
     }
 }

@@ -300,7 +300,11 @@ impl Delivery {
         // Where a stream's topic is when it goes live, for its cursor.
         let head = (wire == Wire::Stream).then(|| self.hub.head(&topic));
         let subscribed = self.hub.subscribe(&topic, key, transport, requested);
-        if wire == Wire::Socket && subscribed.is_ok() {
+        // From nowhere, `subscribed` promises every event published after
+        // it: held with the topic's history on its way, it is answered
+        // when the history comes ([`Delivery::resumed_multiplexed`]).
+        let from_nowhere_held = requested.is_none() && matches!(subscribed, Ok(Subscribed::Held { .. }));
+        if wire == Wire::Socket && subscribed.is_ok() && !from_nowhere_held {
             let by_server = subscription.by != SubscribedBy::Client;
             send(ctx, conn, answer::subscribed(&topic, by_server));
         }
@@ -456,6 +460,11 @@ impl Delivery {
             };
             let events = resumed.events.iter();
             return streams::replay(ctx, stats, &mut self.muxes, to, resumed.gap, events, Some(head));
+        }
+        if subscription.requested.is_none() {
+            // Held from nowhere: its `subscribed` waited for the history.
+            let by_server = subscription.by != SubscribedBy::Client;
+            send(ctx, conn, answer::subscribed(&subscription.topic, by_server));
         }
         let to = Replaying {
             conn,

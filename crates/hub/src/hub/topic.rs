@@ -32,6 +32,9 @@ pub(super) struct Topic<S> {
     pub(super) pending: Vec<PendingSub<S>>,
     /// Subscribers that resumed from an id this replica has not seen yet.
     pub(super) ahead: Vec<AheadSub<S>>,
+    /// Requests that wait for the topic to be ready before they open
+    /// ([`Hub::warm`](crate::Hub::warm)): they keep it followed.
+    pub(super) warming: u32,
 }
 
 #[derive(Debug)]
@@ -63,6 +66,7 @@ impl<S> Topic<S> {
             waiters: Vec::new(),
             pending: Vec::new(),
             ahead: Vec::new(),
+            warming: 0,
         }
     }
 
@@ -73,6 +77,7 @@ impl<S> Topic<S> {
             && self.waiters.is_empty()
             && self.pending.is_empty()
             && self.ahead.is_empty()
+            && self.warming == 0
     }
 
     pub(super) fn list(&mut self, transport: Transport) -> &mut Vec<S> {
