@@ -1,7 +1,8 @@
 //! Arbitrary trees of Redis replies (`redis::Value`, built from the
 //! bytes), read as every reply the Redis bridge parses (stream entries
-//! into the hub's events, publish answers, stream info): never a panic,
-//! and an event keeps its entry's id.
+//! into the hub's events, publish answers, stream info, a sentinel's
+//! master address and a `ROLE`): never a panic, an event keeps its entry's
+//! id, and a master address taken is one a URL can hold.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -31,7 +32,7 @@ impl Bytes<'_> {
     fn text(&mut self) -> Vec<u8> {
         let kind = self.byte();
         if kind % 8 == 0 {
-            const WORDS: [&str; 12] = [
+            const WORDS: [&str; 15] = [
                 "event",
                 "data",
                 "key",
@@ -44,6 +45,9 @@ impl Bytes<'_> {
                 "1-1",
                 "18446744073709551615-0",
                 "# Server\r\nrun_id:abc\r\n",
+                "master",
+                "6379",
+                "::1",
             ];
             return WORDS[usize::from(kind / 8) % WORDS.len()].as_bytes().to_vec();
         }

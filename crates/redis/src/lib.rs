@@ -480,7 +480,8 @@ pub mod fuzz {
     use crate::commands::{self, Keys};
 
     /// Reads `value` as each reply the bridge parses (an `XREAD`, an
-    /// `XRANGE`, the bus's announcements, a publish's answer, an `XINFO STREAM`, an `INFO`) and
+    /// `XRANGE`, the bus's announcements, a publish's answer, an `XINFO
+    /// STREAM`, an `INFO`, a sentinel's master address, a `ROLE`) and
     /// makes the hub's events of its entries, as the reader does; how
     /// many events were made. Never panics; an event keeps its entry's id.
     pub fn replies(value: &Value) -> usize {
@@ -519,6 +520,12 @@ pub mod fuzz {
             let _ = info.lost_entries();
         }
         let _ = commands::parse_run_id(value);
+        // A sentinel's answers: an address taken is one a URL can hold.
+        if let Ok(Some((host, port))) = crate::sentinel::parse_master_addr(value) {
+            debug_assert!(port > 0 && !host.is_empty());
+            debug_assert!(!host.contains(['/', '@', '?', '#', ' ']), "{host}");
+        }
+        let _ = crate::sentinel::parse_role(value);
         events
     }
 }
