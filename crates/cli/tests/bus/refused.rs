@@ -55,6 +55,24 @@ pub(crate) fn wait_for_bus_line(addr: SocketAddr, words: &str) -> (u16, String, 
     }
 }
 
+/// `/readyz`'s body once it answers 200: every check passes (a state to
+/// reach; the bus line says up before a check such as the replicas'
+/// `--redis-wait-replicas` count has been made).
+pub(crate) fn wait_for_ready(addr: SocketAddr) -> String {
+    let start = Instant::now();
+    loop {
+        let (status, body) = request(PATIENCE, addr, "GET", "/readyz", "", "");
+        if status == 200 {
+            return body;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "/readyz never answered 200; last: {status} {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A node with the bus options `bus` cannot reach its bus, for the
 /// reason `words` name: `/readyz` is 503 with a `bus` line that starts
 /// with `line_start` and ends with that reason, its log says so at start,
