@@ -97,11 +97,15 @@ impl Subscriber {
 
     /// `GET /topics/e2e/events` with these header lines.
     fn sse_with(node: &Node, headers: &str) -> Subscriber {
+        Subscriber::sse_at(node, &format!("/topics/{TOPIC}/events"), headers)
+    }
+
+    /// An event stream of `target` with these header lines.
+    pub(crate) fn sse_at(node: &Node, target: &str, headers: &str) -> Subscriber {
         let mut stream = TcpStream::connect(node.addr).expect("connect");
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        let request = format!(
-            "GET /topics/{TOPIC}/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n{headers}\r\n"
-        );
+        let request =
+            format!("GET {target} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n{headers}\r\n");
         stream.write_all(request.as_bytes()).unwrap();
         let mut head = Vec::new();
         let mut byte = [0u8];
