@@ -72,14 +72,18 @@ export class Subscription<T = string> {
   /**
    * @internal Without an id to resume from, asks the topic's head first (a
    * long poll that answers at once), so that a reconnect misses nothing
-   * even before an event came. Refused (long polls blocked on the way,
-   * say), it starts from whenever its connection opens and asks again at
-   * the next; a bad topic (400) ends it.
+   * even before an event came. A topic whose namespace replays its latest
+   * event (`latest=on`) answers with that event: delivered here, first.
+   * Refused (long polls blocked on the way, say), it starts from whenever
+   * its connection opens and asks again at the next; a bad topic (400)
+   * ends it.
    */
   async head_(token?: string): Promise<void> {
     if (this.lastId == null)
       try {
-        this.lastId ??= parsePoll(await (await this.c.request_("GET", this.topic, "/poll", { timeout: "0" }, token)).json()).next;
+        const a = parsePoll(await (await this.c.request_("GET", this.topic, "/poll", { timeout: "0" }, token)).json());
+        a.events.forEach((e) => this.event(e, 1));
+        this.lastId ??= a.next;
       } catch (e: any) {
         if (e.status == 400) this.fatal_(e);
         else if (!e.status) throw e;
@@ -156,8 +160,8 @@ export class Subscription<T = string> {
     if (m.reason) this.fatal_(new TetherError("policy", m.reason, undefined, "ws"));
   }
 
-  /** @internal */
-  event(e: TetherEvent | null): void {
+  /** @internal `early`: before its connection opened (the head's answer), which is not open yet. */
+  event(e: TetherEvent | null, early?: 1): void {
     if (!e) return;
     // Ids only grow within a topic: anything at or before the last one
     // was delivered already (a replay overlapping what came live).
@@ -165,7 +169,7 @@ export class Subscription<T = string> {
       if (isId(this.lastId) && compareIds(e.id, this.lastId) <= 0) return;
       this.lastId = e.id;
     }
-    this.subscribed();
+    if (!early) this.subscribed();
     const d = this.o.decode;
     this.o.onEvent?.(d ? { ...e, data: d(e.data) } : (e as any));
   }

@@ -117,7 +117,7 @@ test('cursors: the hub\'s format, byte for byte', () => {
 
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 
-function fakes({ head = '7-0' } = {}) {
+function fakes({ head = '7-0', headEvents = [] } = {}) {
   const sockets = [];
   const sources = [];
   const fetches = [];
@@ -140,7 +140,7 @@ function fakes({ head = '7-0' } = {}) {
     const u = new URL(url);
     fetches.push({ url: u, init });
     if (u.pathname.endsWith('/poll') && !u.searchParams.has('since')) {
-      return Response.json({ topic: 't', events: [], next: head, gap: null });
+      return Response.json({ topic: 't', events: headEvents, next: head, gap: null });
     }
     if (u.pathname === '/tickets') return Response.json({ ticket: `t${fetches.length}`, expires_in: 30 });
     const answer = answers.shift();
@@ -192,6 +192,30 @@ test('dedupe: a replay overlapping what was delivered gives each event once, in 
   assert.equal(again.closed, 1000, 'its last subscription closed: the socket goes');
   again.msg(ev('8-2'));
   assert.deepEqual(got.at(-1), '8-1', 'nothing after close');
+});
+
+test('latest value: the head\'s answer with the topic\'s latest event is delivered first, once, and resumed after', async () => {
+  // A topic whose namespace says latest=on answers a poll from nowhere with its latest event.
+  const f = fakes({ head: '7-3', headEvents: [ev('7-3', '2-1')] });
+  const got = [];
+  const c = new Tether('http://hub.test/', { ...f.env, backoff: { initial: 1 } });
+  const s = c.subscribe('t', { onEvent: (e) => got.push(`${e.id} ${e.data}`) });
+  await tick();
+  assert.deepEqual(got, ['7-3 2-1'], 'delivered before the socket opens');
+  assert.equal(s.state, 'connecting', 'not open before its connection is');
+  const ws = f.sockets[0];
+  ws.open();
+  assert.deepEqual(subscribes(ws), ['t:7-3'], 'subscribed after it: not sent again');
+  ws.msg({ control: 'subscribed', topic: 't' });
+  ws.msg(ev('7-3', '2-1'));
+  ws.msg(ev('7-4', '3-1'));
+  assert.deepEqual(got, ['7-3 2-1', '7-4 3-1']);
+  ws.drop(1006);
+  await tick(20);
+  f.sockets[1].open();
+  assert.deepEqual(subscribes(f.sockets[1]), ['t:7-4'], 'a reconnect resumes from its last id, no head asked again');
+  assert.equal(f.fetches.filter((x) => x.url.pathname.endsWith('/poll')).length, 1);
+  c.close();
 });
 
 test('one WebSocket: 12 topics, each resubscribed from its own last event after a reconnect', async () => {

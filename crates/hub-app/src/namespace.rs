@@ -79,6 +79,11 @@ pub struct Namespace {
     /// Subscribers may ask for join and leave events (`?presence=1`). On
     /// by default (and only with `presence`).
     pub join_leave: bool,
+    /// A subscriber from nowhere (no `Last-Event-ID`, `lastEventId` or
+    /// `since`) is sent the topic's latest event at once, as its replay,
+    /// then the live ones; a long poll from nowhere is answered with it.
+    /// One that resumes from an id is not changed. Off by default.
+    pub latest: bool,
 }
 
 impl Namespace {
@@ -101,12 +106,13 @@ impl Namespace {
             publish: None,
             presence: true,
             join_leave: true,
+            latest: false,
         })
     }
 
     /// Sets one rule from its text form: `subscribe=anyone|token|hook`,
     /// `private=true|false` (`subscribe=token`), `publish=token|subscribers|backend|hook|nobody`,
-    /// `presence=on|off`, `join-leave=on|off`.
+    /// `presence=on|off`, `join-leave=on|off`, `latest=on|off`.
     ///
     /// # Errors
     ///
@@ -141,9 +147,10 @@ impl Namespace {
             }
             "presence" => self.presence = switch(value).ok_or_else(|| bad("on or off"))?,
             "join-leave" => self.join_leave = switch(value).ok_or_else(|| bad("on or off"))?,
+            "latest" => self.latest = switch(value).ok_or_else(|| bad("on or off"))?,
             _ => {
                 return Err(format!(
-                    "{key}: not a namespace rule (subscribe, private, publish, presence, join-leave)"
+                    "{key}: not a namespace rule (subscribe, private, publish, presence, join-leave, latest)"
                 ));
             }
         }
@@ -200,6 +207,9 @@ impl fmt::Display for Namespace {
         if !self.join_leave {
             f.write_str(" join-leave=off")?;
         }
+        if self.latest {
+            f.write_str(" latest=on")?;
+        }
         Ok(())
     }
 }
@@ -248,6 +258,7 @@ mod tests {
             "user.* subscribe=token publish=backend presence=off join-leave=off",
             "clock subscribe=anyone publish=nobody",
             "room.* subscribe=hook publish=hook",
+            "score.* publish=backend latest=on",
         ] {
             let namespace: Namespace = text.parse().unwrap();
             assert_eq!(namespace.to_string(), text);
@@ -266,6 +277,7 @@ mod tests {
                 "publish: expected token, subscribers, backend, hook or nobody",
             ),
             ("chat.* presence=maybe", "presence: expected on or off"),
+            ("score.* latest=yes", "latest: expected on or off"),
             ("chat.* colour=blue", "colour: not a namespace rule"),
             ("chat.* publish", "expected key=value"),
         ] {

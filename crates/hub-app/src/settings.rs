@@ -367,6 +367,12 @@ impl HubSettings {
             .is_none_or(|n| n.presence && n.join_leave)
     }
 
+    /// Whether a subscriber of `topic` from nowhere starts at the topic's
+    /// latest event (its namespace says `latest=on`).
+    pub fn replays_latest(&self, topic: &str) -> bool {
+        self.namespace_of(topic).is_some_and(|n| n.latest)
+    }
+
     /// `handshake` with a policy that refuses WebSocket upgrades (403) from
     /// origins other than the trusted ones and the server's own (its
     /// `Host`), on every route, when [`HubSettings::trusted_origins`] is

@@ -361,6 +361,33 @@ impl Backlog {
         self.last.unwrap_or(EventId::ZERO)
     }
 
+    /// The topic's latest event, if the backlog still holds it: the last
+    /// event pushed, alone; nothing when none was, or when it was too
+    /// large to keep (an older one would not be the latest).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tether_hub::{Backlog, Event, EventId};
+    ///
+    /// let mut backlog = Backlog::new(10, usize::MAX);
+    /// assert_eq!(backlog.latest().count(), 0);
+    /// for seq in 1..=3 {
+    ///     backlog.push(Event::new(Arc::from("t"), EventId::new(9, seq), "message", "x")?)?;
+    /// }
+    /// let latest: Vec<_> = backlog.latest().map(|e| e.id()).collect();
+    /// assert_eq!(latest, [EventId::new(9, 3)]);
+    /// # Ok::<(), tether_hub::Error>(())
+    /// ```
+    pub fn latest(&self) -> Events<'_> {
+        let held = self.events.back().is_some_and(|e| Some(e.id()) == self.last);
+        let from = if held {
+            self.events.len() - 1
+        } else {
+            self.events.len()
+        };
+        Events(self.events.range(from..))
+    }
+
     /// The events held, oldest first.
     pub fn iter(&self) -> Events<'_> {
         Events(self.events.iter())

@@ -9,17 +9,19 @@ use std::sync::Arc;
 
 use tether_topic::is_valid_topic;
 
-use crate::backlog::Backlog;
+use crate::backlog::{Backlog, Replay};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::Event;
 use crate::id::EventId;
 
 mod outcomes;
+mod start;
 mod topic;
 mod transport;
 
 pub use self::outcomes::{Delivery, Left, Polled, Readied, Resumed, Subscribed, TopicInfo};
+pub use self::start::Start;
 use self::topic::{Admission, PendingSub, Place, Registration, Topic, TopicIds, admit, place_live, resume};
 pub use self::transport::Transport;
 
@@ -113,12 +115,11 @@ impl<S: Copy + Eq + Hash> Hub<S> {
     /// Registers a WebSocket or event-stream subscriber of `topic` and
     /// returns the replay to send it first: nothing without a `last_id`,
     /// else what follows it or a gap signal (see [`Backlog::replay`]).
+    /// As [`Hub::subscribe_at`] with [`Start::from_last_id`]`(last_id, false)`.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidTopic`]; [`Error::AlreadySubscribed`] if `sub` is
-    /// registered; [`Error::InvalidArgument`] for [`Transport::Poll`] (use
-    /// [`Hub::poll`]).
+    /// As [`Hub::subscribe_at`].
     pub fn subscribe(
         &mut self,
         topic: &str,
@@ -126,12 +127,34 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         transport: Transport,
         last_id: Option<&str>,
     ) -> Result<Subscribed<'_>, Error> {
+        self.subscribe_at(topic, sub, transport, Start::from_last_id(last_id, false))
+    }
+
+    /// Registers a WebSocket or event-stream subscriber of `topic` and
+    /// returns the replay to send it first: nothing ([`Start::Next`]), the
+    /// topic's latest event ([`Start::Latest`], [`Backlog::latest`]), or
+    /// what follows an id or a gap signal ([`Start::After`],
+    /// [`Backlog::replay`]). A subscriber held for the topic's history
+    /// gets the same when it comes ([`Hub::ready`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTopic`]; [`Error::AlreadySubscribed`] if `sub` is
+    /// registered; [`Error::InvalidArgument`] for [`Transport::Poll`] (use
+    /// [`Hub::poll_at`]).
+    pub fn subscribe_at(
+        &mut self,
+        topic: &str,
+        sub: S,
+        transport: Transport,
+        start: Start<'_>,
+    ) -> Result<Subscribed<'_>, Error> {
         if transport == Transport::Poll {
             return Err(Error::InvalidArgument("long polls subscribe with Hub::poll"));
         }
         self.check(topic, sub)?;
         let (name, created) = self.ensure_topic(topic);
-        if let Some(follow) = self.hold_until_ready(&name, sub, transport, last_id, created) {
+        if let Some(follow) = self.hold_until_ready(&name, sub, transport, start, created) {
             return Ok(Subscribed::Held { follow });
         }
         let Self {
@@ -146,17 +169,13 @@ impl<S: Copy + Eq + Hash> Hub<S> {
             reason = "ensure_topic made the entry and nothing removed it since"
         )]
         let entry = topics.get_mut(&name).expect("ensured above");
-        match admit(entry, subs, sub, transport, last_id, *ticks) {
+        match admit(entry, subs, sub, transport, start.last_id(), *ticks) {
             Admission::Ahead => {
                 *ahead += 1;
                 Ok(Subscribed::Held { follow: false })
             }
             Admission::Live | Admission::Answer => {
-                let backlog = &topics[&name].backlog;
-                Ok(Subscribed::Live(match last_id {
-                    Some(last_id) => backlog.replay(last_id),
-                    None => backlog.replay_id(backlog.head()),
-                }))
+                Ok(Subscribed::Live(first_replay(&topics[&name].backlog, start)))
             }
         }
     }
@@ -164,17 +183,46 @@ impl<S: Copy + Eq + Hash> Hub<S> {
     /// A long poll: answers at once when there is something after `since`
     /// (or a gap signal); otherwise registers the poller to be answered
     /// with the topic's next event after `since`. Without `since`, only a
-    /// future event answers it.
+    /// future event answers it. As [`Hub::poll_at`] with
+    /// [`Start::from_last_id`]`(since, false)`.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidTopic`], [`Error::AlreadySubscribed`].
     pub fn poll(&mut self, topic: &str, sub: S, since: Option<&str>) -> Result<Polled, Error> {
+        self.poll_at(topic, sub, Start::from_last_id(since, false))
+    }
+
+    /// A long poll: answers at once when there is something after the id
+    /// of [`Start::After`] (or a gap signal), or, for [`Start::Latest`],
+    /// when the topic has a latest event (that event alone); otherwise
+    /// registers the poller to be answered with the topic's next event.
+    /// A poller held for the topic's history is answered the same way
+    /// when it comes, if it can be ([`Hub::ready`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTopic`], [`Error::AlreadySubscribed`].
+    pub fn poll_at(&mut self, topic: &str, sub: S, start: Start<'_>) -> Result<Polled, Error> {
         self.check(topic, sub)?;
         let (name, created) = self.ensure_topic(topic);
-        if let Some(follow) = self.hold_until_ready(&name, sub, Transport::Poll, since, created) {
+        if let Some(follow) = self.hold_until_ready(&name, sub, Transport::Poll, start, created) {
             return Ok(Polled::Held { follow });
         }
+        if start == Start::Latest
+            && let Some(entry) = self.topics.get(&name)
+        {
+            let events: Vec<Arc<Event>> = entry.backlog.latest().cloned().collect();
+            if !events.is_empty() {
+                let unfollow = self.tidy(&name);
+                return Ok(Polled::Now {
+                    gap: None,
+                    events,
+                    unfollow,
+                });
+            }
+        }
+        let since = start.last_id();
         let Self {
             topics,
             subs,
@@ -239,7 +287,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         name: &Arc<str>,
         sub: S,
         transport: Transport,
-        last_id: Option<&str>,
+        start: Start<'_>,
         created: bool,
     ) -> Option<bool> {
         let entry = self.topics.get_mut(name)?;
@@ -249,7 +297,8 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         entry.pending.push(PendingSub {
             sub,
             transport,
-            last_id: last_id.map(str::to_owned),
+            last_id: start.last_id().map(str::to_owned),
+            latest: start == Start::Latest,
         });
         self.subs
             .insert(sub, Registration::new(entry.id, transport, Place::PENDING));
@@ -471,15 +520,38 @@ impl<S: Copy + Eq + Hash> Hub<S> {
             }
         }
         for pending in mem::take(&mut entry.pending) {
-            let last_id = pending.last_id.as_deref();
-            match admit(entry, subs, pending.sub, pending.transport, last_id, *ticks) {
+            let start = match (pending.last_id.as_deref(), pending.latest) {
+                (Some(last_id), _) => Start::After(last_id),
+                (None, true) => Start::Latest,
+                (None, false) => Start::Next,
+            };
+            // A long poll from nowhere that wants the latest event is
+            // answered with it, as one that arrives now would be.
+            if pending.transport == Transport::Poll
+                && start == Start::Latest
+                && entry.backlog.latest().len() > 0
+            {
+                subs.remove(&pending.sub);
+                readied.resumed.push(Resumed {
+                    sub: pending.sub,
+                    transport: Transport::Poll,
+                    gap: None,
+                    events: entry.backlog.latest().cloned().collect(),
+                });
+                continue;
+            }
+            match admit(
+                entry,
+                subs,
+                pending.sub,
+                pending.transport,
+                start.last_id(),
+                *ticks,
+            ) {
                 Admission::Ahead => *ahead += 1,
                 Admission::Live if pending.transport == Transport::Poll => {}
                 Admission::Live | Admission::Answer => {
-                    let replay = match last_id {
-                        Some(last_id) => entry.backlog.replay(last_id),
-                        None => entry.backlog.replay_id(entry.backlog.head()),
-                    };
+                    let replay = first_replay(&entry.backlog, start);
                     readied.resumed.push(Resumed {
                         sub: pending.sub,
                         transport: pending.transport,
@@ -579,6 +651,15 @@ impl<S: Copy + Eq + Hash> Hub<S> {
                 },
             )
         })
+    }
+}
+
+/// What a subscriber placed live is sent first, from where it starts.
+fn first_replay<'b>(backlog: &'b Backlog, start: Start<'_>) -> Replay<'b> {
+    match start {
+        Start::After(last_id) => backlog.replay(last_id),
+        Start::Next => backlog.replay_id(backlog.head()),
+        Start::Latest => Replay::Events(backlog.latest()),
     }
 }
 

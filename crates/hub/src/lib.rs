@@ -128,7 +128,7 @@ pub use decision::{Allowed, Decision};
 pub use error::{BadCursor, Error};
 pub use event::{DEFAULT_EVENT_TYPE, Event, MAX_EVENT_TYPE_LEN, is_valid_event_type, shared_compressions};
 pub use history::{HistoryAnswer, HistoryQuery, MAX_HISTORY, history_json, history_json_of};
-pub use hub::{Delivery, Hub, Left, Polled, Readied, Resumed, Subscribed, TopicInfo, Transport};
+pub use hub::{Delivery, Hub, Left, Polled, Readied, Resumed, Start, Subscribed, TopicInfo, Transport};
 pub use id::EventId;
 pub use json::{GAP_EVENT_TYPE, Gap, json_string};
 pub use key::{MAX_PUBLISH_KEY_LEN, is_valid_publish_key};

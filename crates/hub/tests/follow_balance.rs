@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use tether_hub::{Config, Event, EventId, Hub, Polled, Subscribed, Transport};
+use tether_hub::{Config, Event, EventId, Hub, Polled, Start, Subscribed, Transport};
 
 const TOPIC: &str = "t";
 
@@ -27,11 +27,13 @@ fn event(seq: u64) -> Arc<Event> {
     .unwrap()
 }
 
-/// An id the subscriber resumes from: none, one of the events so far (by
-/// a fraction of the count), or one not seen yet.
+/// An id the subscriber resumes from: none (from the next event, or from
+/// the latest), one of the events so far (by a fraction of the count), or
+/// one not seen yet.
 #[derive(Debug, Clone, Copy)]
 enum From {
     Nothing,
+    Latest,
     Seen(u8),
     Ahead,
 }
@@ -51,6 +53,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let from = prop_oneof![
         Just(From::Nothing),
+        Just(From::Latest),
         any::<u8>().prop_map(From::Seen),
         Just(From::Ahead),
     ];
@@ -98,7 +101,7 @@ impl Ledger {
 
 fn id_of(from: From, seq: u64) -> Option<String> {
     match from {
-        From::Nothing => None,
+        From::Nothing | From::Latest => None,
         From::Seen(part) => Some(EventId::new(10, seq * u64::from(part) / 255).to_string()),
         From::Ahead => Some(EventId::new(10, seq + 3).to_string()),
     }
@@ -120,7 +123,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Transport::EventStream
                 };
                 let last = id_of(from, seq);
-                match hub.subscribe(TOPIC, sub, transport, last.as_deref()) {
+                let start = Start::from_last_id(last.as_deref(), matches!(from, From::Latest));
+                match hub.subscribe_at(TOPIC, sub, transport, start) {
                     Ok(Subscribed::Held { follow }) => {
                         ledger.follow(follow)?;
                         registered.insert(sub);
@@ -133,7 +137,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Poll(sub, from) => {
                 let since = id_of(from, seq);
-                match hub.poll(TOPIC, sub, since.as_deref()) {
+                let start = Start::from_last_id(since.as_deref(), matches!(from, From::Latest));
+                match hub.poll_at(TOPIC, sub, start) {
                     Ok(Polled::Held { follow }) => {
                         ledger.follow(follow)?;
                         registered.insert(sub);

@@ -91,7 +91,8 @@ pub(crate) struct HubArgs {
     /// publish=subscribers backlog-events=200'. Keys:
     /// subscribe=anyone|token|hook, private=true (subscribe=token),
     /// publish=token|subscribers|backend|hook|nobody, presence=on|off,
-    /// join-leave=on|off, backlog-events=N, backlog-bytes=N,
+    /// join-leave=on|off, latest=on|off (a subscriber from nowhere gets
+    /// the topic's latest event first), backlog-events=N, backlog-bytes=N,
     /// topic-ttl=SECONDS (0: never), durable=on|off (with --data-dir). The
     /// most specific pattern governs a
     /// topic; what it leaves out, the options above decide.

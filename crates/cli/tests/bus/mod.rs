@@ -87,12 +87,25 @@ pub(crate) enum Subscriber {
 impl Subscriber {
     /// `GET /topics/e2e/events` with `Last-Event-ID`.
     pub(crate) fn sse(node: &Node, last_id: &str) -> Subscriber {
+        Subscriber::sse_with(node, &format!("Last-Event-ID: {last_id}\r\n"))
+    }
+
+    /// `GET /topics/e2e/events` from nowhere (no `Last-Event-ID`).
+    pub(crate) fn sse_from_nowhere(node: &Node) -> Subscriber {
+        Subscriber::sse_with(node, "")
+    }
+
+    /// `GET /topics/e2e/events` with these header lines.
+    fn sse_with(node: &Node, headers: &str) -> Subscriber {
+        Subscriber::sse_at(node, &format!("/topics/{TOPIC}/events"), headers)
+    }
+
+    /// An event stream of `target` with these header lines.
+    pub(crate) fn sse_at(node: &Node, target: &str, headers: &str) -> Subscriber {
         let mut stream = TcpStream::connect(node.addr).expect("connect");
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        let request = format!(
-            "GET /topics/{TOPIC}/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\
-             Last-Event-ID: {last_id}\r\n\r\n"
-        );
+        let request =
+            format!("GET {target} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n{headers}\r\n");
         stream.write_all(request.as_bytes()).unwrap();
         let mut head = Vec::new();
         let mut byte = [0u8];
@@ -115,7 +128,17 @@ impl Subscriber {
 
     /// `GET /topics/e2e/ws?lastEventId=...`.
     pub(crate) fn ws(node: &Node, last_id: &str) -> Subscriber {
-        let url = format!("ws://{}/topics/{TOPIC}/ws?lastEventId={last_id}", node.addr);
+        Subscriber::ws_at(node, &format!("?lastEventId={last_id}"))
+    }
+
+    /// `GET /topics/e2e/ws` from nowhere (no `lastEventId`).
+    pub(crate) fn ws_from_nowhere(node: &Node) -> Subscriber {
+        Subscriber::ws_at(node, "")
+    }
+
+    /// `GET /topics/e2e/ws` with this query.
+    fn ws_at(node: &Node, query: &str) -> Subscriber {
+        let url = format!("ws://{}/topics/{TOPIC}/ws{query}", node.addr);
         let ws = WebSocket::builder(url)
             .ping_interval(None)
             // A hang guard: a silent connection fails the test (the

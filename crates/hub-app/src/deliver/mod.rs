@@ -13,7 +13,7 @@ mod warming;
 
 use std::sync::Arc;
 
-use tether_hub::{Event, EventId, Hub, HubMessage, Polled, PresenceMessage, Subscribed, Transport};
+use tether_hub::{Event, EventId, Hub, HubMessage, Polled, PresenceMessage, Start, Subscribed, Transport};
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, Reply, Response};
 
 use super::access::{Awaiting, warning_time};
@@ -183,7 +183,8 @@ impl Delivery {
             Ok(timeout) => timeout,
             Err(refused) => return Reply::Now(refused),
         };
-        match self.hub.poll(topic, SubKey::whole(conn), since.as_deref()) {
+        let start = Start::from_last_id(since.as_deref(), parts.shared.settings.replays_latest(topic));
+        match self.hub.poll_at(topic, SubKey::whole(conn), start) {
             Ok(Polled::Now {
                 gap,
                 events,
@@ -393,7 +394,8 @@ impl Delivery {
         let Some(subscriber) = self.subscribers.get(conn) else {
             return;
         };
-        match (self.hub).subscribe(&topic, SubKey::whole(conn), transport, subscriber.requested()) {
+        let start = Start::from_last_id(subscriber.requested(), settings.replays_latest(&topic));
+        match (self.hub).subscribe_at(&topic, SubKey::whole(conn), transport, start) {
             Ok(Subscribed::Live(replay)) => {
                 let to = subscriber.replaying(conn);
                 send_replay(ctx, stats, to, replay.gap(), replay.events());

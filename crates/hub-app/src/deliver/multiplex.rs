@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tether_hub::{Decision, HubMessage, Resumed, Subscribed, Transport, is_valid_topic};
+use tether_hub::{Decision, HubMessage, Resumed, Start, Subscribed, Transport, is_valid_topic};
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, Response};
 
 use super::Delivery;
@@ -299,7 +299,8 @@ impl Delivery {
         let requested = subscription.requested.as_deref();
         // Where a stream's topic is when it goes live, for its cursor.
         let head = (wire == Wire::Stream).then(|| self.hub.head(&topic));
-        let subscribed = self.hub.subscribe(&topic, key, transport, requested);
+        let start = Start::from_last_id(requested, settings.replays_latest(&topic));
+        let subscribed = self.hub.subscribe_at(&topic, key, transport, start);
         // From nowhere, `subscribed` promises every event published after
         // it: held with the topic's history on its way, it is answered
         // when the history comes ([`Delivery::resumed_multiplexed`]).

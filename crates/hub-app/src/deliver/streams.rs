@@ -197,9 +197,18 @@ impl Delivery {
         }
         // Every topic's position from the start, where it is known (its
         // history here): the cursor of the first event sent says where
-        // every topic is, not only those placed before it.
+        // every topic is, not only those placed before it. A topic that
+        // starts at its latest event is left from nowhere until that
+        // event (or its head, without one) places it: a cursor sent
+        // before then resumes it from nowhere, to that event again, which
+        // it had not had.
+        let settings = &parts.shared.settings;
         for (number, (topic, _)) in (1..=u16::MAX).zip(&topics) {
-            if !unreadable && cursor.position(number).is_none() && self.hub.is_ready(topic) {
+            if !unreadable
+                && cursor.position(number).is_none()
+                && self.hub.is_ready(topic)
+                && !settings.replays_latest(topic)
+            {
                 cursor.set(number, self.hub.head(topic));
             }
         }

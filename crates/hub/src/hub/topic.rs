@@ -42,6 +42,9 @@ pub(super) struct PendingSub<S> {
     pub(super) sub: S,
     pub(super) transport: Transport,
     pub(super) last_id: Option<String>,
+    /// From nowhere ([`Start::Latest`](super::Start::Latest)): the topic's
+    /// latest event replayed.
+    pub(super) latest: bool,
 }
 
 #[derive(Debug)]
