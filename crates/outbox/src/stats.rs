@@ -1,7 +1,6 @@
 //! What the consumer counts and how it is doing: lock-free counters for
 //! `/metrics`, and its health for `/readyz`.
 
-use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -65,7 +64,7 @@ impl Stats {
     /// assert!(out.contains("tether_outbox_published_total{table=\"tether_outbox\"} 0"));
     /// ```
     pub fn write_metrics(&self, table: &str, out: &mut String) {
-        let label = format!("{{table=\"{table}\"}}");
+        let label = format!("table=\"{table}\"");
         let metrics: [(&str, &str, &str, u64); 6] = [
             (
                 "tether_outbox_published_total",
@@ -105,10 +104,7 @@ impl Stats {
             ),
         ];
         for (name, kind, help, value) in metrics {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{label} {value}"
-            );
+            tether_ingest::write_metric(out, name, kind, help, &label, value);
         }
     }
 }

@@ -1,0 +1,214 @@
+//! The consumer group's committed offsets, through the group's
+//! coordinator: `FindCoordinator` (v1), `OffsetFetch` (v1) and
+//! `OffsetCommit` (v2, as a consumer that assigns itself its partitions
+//! commits: generation -1, no member id). Plain, non-flexible versions
+//! every broker since Kafka 0.11 answers, Kafka 4 included.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::Error;
+use crate::wire::{MAX_RESPONSE, Reader, Request};
+
+const FIND_COORDINATOR: i16 = 10;
+const OFFSET_FETCH: i16 = 9;
+const OFFSET_COMMIT: i16 = 8;
+const CLIENT_ID: &str = "tether-kafka";
+
+/// A partition of a topic.
+pub(crate) type Partition = (String, i32);
+
+/// A connection to a group's coordinator.
+pub(crate) struct Coordinator {
+    stream: TcpStream,
+    group: String,
+    correlation: i32,
+    timeout: Duration,
+}
+
+impl Coordinator {
+    /// Asks the brokers, in turn, which is the coordinator of `group`, and
+    /// connects to it.
+    pub(crate) async fn find(
+        brokers: &[String],
+        group: &str,
+        timeout: Duration,
+    ) -> Result<Coordinator, Error> {
+        let mut last = Error::Config("no broker".to_owned());
+        for broker in brokers {
+            match Coordinator::find_through(broker, group, timeout).await {
+                Ok(coordinator) => return Ok(coordinator),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn find_through(broker: &str, group: &str, timeout: Duration) -> Result<Coordinator, Error> {
+        let mut through = Coordinator::connect(broker, group, timeout).await?;
+        let mut request = Request::new(FIND_COORDINATOR, 1, through.next_correlation(), CLIENT_ID);
+        request.string(group);
+        request.i8(0); // the key is a group
+        let body = through.call(request).await?;
+        let mut answer = Reader::new(&body);
+        let _throttle = answer.i32()?;
+        let code = answer.i16()?;
+        let _message = answer.string()?;
+        if code != 0 {
+            return Err(Error::Broker {
+                request: "FindCoordinator",
+                code,
+            });
+        }
+        let _node = answer.i32()?;
+        let host = answer.string()?.unwrap_or_default();
+        let port = answer.i32()?;
+        let port =
+            u16::try_from(port).map_err(|_| Error::Protocol(format!("a coordinator on port {port}")))?;
+        // The broker asked may be the coordinator: its connection serves.
+        Coordinator::connect(&format!("{host}:{port}"), group, timeout).await
+    }
+
+    async fn connect(addr: &str, group: &str, timeout: Duration) -> Result<Coordinator, Error> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| timed_out(addr))??;
+        stream.set_nodelay(true)?;
+        Ok(Coordinator {
+            stream,
+            group: group.to_owned(),
+            correlation: 0,
+            timeout,
+        })
+    }
+
+    fn next_correlation(&mut self) -> i32 {
+        self.correlation = self.correlation.wrapping_add(1);
+        self.correlation
+    }
+
+    /// Sends `request` and reads its answer's body (after the correlation
+    /// id, checked).
+    async fn call(&mut self, request: Request) -> Result<Vec<u8>, Error> {
+        let correlation = self.correlation;
+        let bytes = request.finish();
+        let exchange = async {
+            self.stream.write_all(&bytes).await?;
+            let size = self.stream.read_i32().await?;
+            let size = usize::try_from(size)
+                .ok()
+                .filter(|&size| (4..=MAX_RESPONSE).contains(&size))
+                .ok_or_else(|| Error::Protocol(format!("an answer of {size} bytes")))?;
+            let mut body = vec![0; size];
+            self.stream.read_exact(&mut body).await?;
+            Ok::<_, Error>(body)
+        };
+        let body = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| timed_out("the coordinator"))??;
+        let mut reader = Reader::new(&body);
+        if reader.i32()? != correlation {
+            return Err(Error::Protocol("an answer to another request".to_owned()));
+        }
+        Ok(body.get(4..).unwrap_or_default().to_vec())
+    }
+
+    /// The group's committed offsets of `partitions` (the next offset to
+    /// read); a partition with none is left out.
+    pub(crate) async fn committed(
+        &mut self,
+        partitions: &[Partition],
+    ) -> Result<HashMap<Partition, i64>, Error> {
+        let by_topic = by_topic(partitions.iter().map(|(t, p)| (t.as_str(), *p, ())));
+        let mut request = Request::new(OFFSET_FETCH, 1, self.next_correlation(), CLIENT_ID);
+        request.string(&self.group);
+        request.len(by_topic.len());
+        for (topic, partitions) in &by_topic {
+            request.string(topic);
+            request.len(partitions.len());
+            for (partition, ()) in partitions {
+                request.i32(*partition);
+            }
+        }
+        let body = self.call(request).await?;
+        let mut answer = Reader::new(&body);
+        let mut committed = HashMap::new();
+        for _ in 0..answer.len(6)? {
+            let topic = answer.string()?.unwrap_or_default();
+            for _ in 0..answer.len(16)? {
+                let partition = answer.i32()?;
+                let offset = answer.i64()?;
+                let _metadata = answer.string()?;
+                let code = answer.i16()?;
+                if code != 0 {
+                    return Err(Error::Broker {
+                        request: "OffsetFetch",
+                        code,
+                    });
+                }
+                if offset >= 0 {
+                    committed.insert((topic.clone(), partition), offset);
+                }
+            }
+        }
+        Ok(committed)
+    }
+
+    /// Commits `offsets` (each the next offset to read) for the group.
+    pub(crate) async fn commit(&mut self, offsets: &[(Partition, i64)]) -> Result<(), Error> {
+        let by_topic = by_topic(offsets.iter().map(|((t, p), o)| (t.as_str(), *p, *o)));
+        let mut request = Request::new(OFFSET_COMMIT, 2, self.next_correlation(), CLIENT_ID);
+        request.string(&self.group);
+        request.i32(-1); // no generation: partitions assigned by the consumer itself
+        request.string(""); // no member
+        request.i64(-1); // the broker's retention
+        request.len(by_topic.len());
+        for (topic, partitions) in &by_topic {
+            request.string(topic);
+            request.len(partitions.len());
+            for (partition, offset) in partitions {
+                request.i32(*partition);
+                request.i64(*offset);
+                request.string("");
+            }
+        }
+        let body = self.call(request).await?;
+        let mut answer = Reader::new(&body);
+        for _ in 0..answer.len(6)? {
+            let _topic = answer.string()?;
+            for _ in 0..answer.len(6)? {
+                let _partition = answer.i32()?;
+                let code = answer.i16()?;
+                if code != 0 {
+                    return Err(Error::Broker {
+                        request: "OffsetCommit",
+                        code,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn timed_out(what: &str) -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what}: no answer in time"),
+    ))
+}
+
+/// Items grouped by topic, in the order first seen.
+fn by_topic<'a, T>(items: impl Iterator<Item = (&'a str, i32, T)>) -> Vec<(&'a str, Vec<(i32, T)>)> {
+    let mut out: Vec<(&str, Vec<(i32, T)>)> = Vec::new();
+    for (topic, partition, value) in items {
+        match out.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, partitions)) => partitions.push((partition, value)),
+            None => out.push((topic, vec![(partition, value)])),
+        }
+    }
+    out
+}
