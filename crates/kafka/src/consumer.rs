@@ -132,7 +132,7 @@ fn run(config: &KafkaConfig, mut publisher: impl Publisher, shared: &Shared) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            shared.health.fail(format!("no runtime: {e}"));
+            crate::stats::fail(&shared.health, format!("no runtime: {e}"));
             return;
         }
     };
@@ -149,7 +149,7 @@ fn run(config: &KafkaConfig, mut publisher: impl Publisher, shared: &Shared) {
             Err(e) => {
                 Counters::add(&shared.counters.kafka_errors, 1);
                 log::warn!("kafka: {e}");
-                shared.health.fail(e.to_string());
+                crate::stats::fail(&shared.health, e.to_string());
                 let delay = attempts.next_delay();
                 if shared.stop.sleep(delay) {
                     break;

@@ -1,7 +1,6 @@
 //! What the consumer counts and how it is doing: lock-free counters for
 //! `/metrics`, and its health for `/readyz`.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// The consumer's counters since it started.
@@ -121,10 +120,11 @@ impl Stats {
 }
 
 /// Where the consumer stands with its brokers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Health {
     /// Not connected yet, since it started.
+    #[default]
     Connecting,
     /// Connected, its offsets read: consuming.
     Consuming,
@@ -158,33 +158,17 @@ impl Health {
 }
 
 /// The health, shared with whoever asks.
-#[derive(Debug)]
-pub(crate) struct HealthCell(Mutex<Health>);
+pub(crate) type HealthCell = tether_ingest::HealthCell<Health>;
 
-impl Default for HealthCell {
-    fn default() -> HealthCell {
-        HealthCell(Mutex::new(Health::Connecting))
-    }
-}
-
-impl HealthCell {
-    pub(crate) fn get(&self) -> Health {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub(crate) fn set(&self, health: Health) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = health;
-    }
-
-    /// Failing with `error`; reached if it had been consuming, now or
-    /// before.
-    pub(crate) fn fail(&self, error: String) {
-        let mut health = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let reached = match &*health {
+/// Failing with `error`, on `cell`; reached if it had been connected, now
+/// or before.
+pub(crate) fn fail(cell: &HealthCell, error: String) {
+    cell.update(|health| {
+        let reached = match health {
             Health::Consuming => true,
             Health::Failing { reached, .. } => *reached,
             Health::Connecting | Health::Stopped => false,
         };
-        *health = Health::Failing { error, reached };
-    }
+        Health::Failing { error, reached }
+    });
 }

@@ -163,7 +163,7 @@ fn run(config: &OutboxConfig, mut publisher: impl Publisher, shared: &Shared) {
             "outbox {table}: {error}; trying again in {:.1} s",
             delay.as_secs_f64()
         );
-        shared.health.fail(error.to_string());
+        crate::stats::fail(&shared.health, error.to_string());
         if shared.stop.sleep(delay) {
             break;
         }
