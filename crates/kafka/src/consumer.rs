@@ -203,10 +203,26 @@ impl<P: Publisher> Session<'_, P> {
         let committed = coordinator.committed(&at).await?;
         for reading in &mut readings {
             reading.committed = committed.get(&reading.at).copied();
+            let earliest = reading.client.get_offset(OffsetAt::Earliest).await?;
             reading.next = match reading.committed {
-                Some(offset) => offset,
                 // A group new to the partition starts at its beginning.
-                None => reading.client.get_offset(OffsetAt::Earliest).await?,
+                None => earliest,
+                Some(offset) => {
+                    let latest = reading.client.get_offset(OffsetAt::Latest).await?;
+                    if (earliest..=latest).contains(&offset) {
+                        offset
+                    } else {
+                        // Gone (the topic's retention deleted the records,
+                        // or the topic was made again): from the earliest
+                        // record kept, as a new group would.
+                        log::warn!(
+                            "kafka: the committed offset {offset} of {}/{} is not in {earliest}..={latest}: resuming at {earliest}",
+                            reading.at.0,
+                            reading.at.1
+                        );
+                        earliest
+                    }
+                }
             };
         }
         self.shared.health.set(Health::Consuming);
@@ -266,7 +282,25 @@ impl<P: Publisher> Session<'_, P> {
         let fetched = futures_util::future::join_all(fetches).await;
         let mut lag = 0u64;
         for (reading, fetched) in readings.iter_mut().zip(fetched) {
-            let (records, high_watermark) = fetched?;
+            let (records, high_watermark) = match fetched {
+                Ok(fetched) => fetched,
+                Err(e) if out_of_range(&e) => {
+                    // The group's offset is gone (the topic's retention
+                    // deleted the records, or it was made again): from
+                    // the earliest record kept, as a new group would.
+                    let earliest = reading.client.get_offset(OffsetAt::Earliest).await?;
+                    log::warn!(
+                        "kafka: offset {} of {}/{} is out of range: resuming at {earliest}",
+                        reading.next,
+                        reading.at.0,
+                        reading.at.1
+                    );
+                    Counters::add(&self.shared.counters.kafka_errors, 1);
+                    reading.next = earliest;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let counters = &self.shared.counters;
             Counters::add(&counters.consumed, records.len() as u64);
             for record in records {
@@ -347,4 +381,16 @@ impl<P: Publisher> Session<'_, P> {
         }
         Ok(())
     }
+}
+
+/// Whether a fetch failed because its offset is not in the partition.
+fn out_of_range(error: &rskafka::client::error::Error) -> bool {
+    use rskafka::client::error::{Error as ClientError, ProtocolError};
+    matches!(
+        error,
+        ClientError::ServerError {
+            protocol_error: ProtocolError::OffsetOutOfRange,
+            ..
+        }
+    )
 }

@@ -212,3 +212,81 @@ fn by_topic<'a, T>(items: impl Iterator<Item = (&'a str, i32, T)>) -> Vec<(&'a s
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use tether_ingest::{Event, Outcome};
+    use tether_testkit::kafka::Kafka;
+
+    use super::*;
+    use crate::{Consumer, KafkaConfig};
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Offsets committed here are read back, and a consumer whose group's
+    /// offset is past the partition's end starts again at its earliest
+    /// record, as a new group would.
+    #[test]
+    fn committed_offsets_are_read_back_and_one_out_of_range_resumes_at_the_earliest() {
+        let Some(kafka) = Kafka::start() else { return };
+        let topic = kafka.unique("range");
+        let group = kafka.unique("group");
+        let runtime = runtime();
+        runtime.block_on(async {
+            let client = rskafka::client::ClientBuilder::new(vec![kafka.addr().to_owned()])
+                .build()
+                .await
+                .unwrap();
+            let controller = client.controller_client().unwrap();
+            controller.create_topic(&topic, 1, 1, 5_000).await.unwrap();
+            let partition = client
+                .partition_client(
+                    topic.clone(),
+                    0,
+                    rskafka::client::partition::UnknownTopicHandling::Retry,
+                )
+                .await
+                .unwrap();
+            let record = rskafka::record::Record {
+                key: None,
+                value: Some(b"first".to_vec()),
+                headers: std::collections::BTreeMap::new(),
+                timestamp: rskafka::chrono::DateTime::UNIX_EPOCH,
+            };
+            partition
+                .produce(
+                    vec![record],
+                    rskafka::client::partition::Compression::NoCompression,
+                )
+                .await
+                .unwrap();
+            let timeout = Duration::from_secs(10);
+            let mut coordinator = Coordinator::find(&[kafka.addr().to_owned()], &group, timeout)
+                .await
+                .unwrap();
+            let at = (topic.clone(), 0);
+            assert!(coordinator.committed(&[at.clone()]).await.unwrap().is_empty());
+            coordinator.commit(&[(at.clone(), 1000)]).await.unwrap();
+            let committed = coordinator.committed(&[at.clone()]).await.unwrap();
+            assert_eq!(committed.get(&at), Some(&1000));
+        });
+        let mut config = KafkaConfig::new(vec![kafka.addr().to_owned()], vec![topic.clone()]);
+        config.group = group;
+        let (tx, rx) = mpsc::channel();
+        let consumer = Consumer::start(config, move |event: &Event<'_>| {
+            let _ = tx.send((event.data.to_owned(), event.key.to_owned()));
+            Outcome::Published
+        })
+        .unwrap();
+        let (data, key) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!((data.as_str(), key), ("first", format!("kafka:{topic}:0:0")));
+        consumer.stop();
+    }
+}
