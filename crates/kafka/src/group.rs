@@ -272,9 +272,15 @@ mod tests {
                 .await
                 .unwrap();
             let at = (topic.clone(), 0);
-            assert!(coordinator.committed(&[at.clone()]).await.unwrap().is_empty());
+            assert!(
+                coordinator
+                    .committed(std::slice::from_ref(&at))
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
             coordinator.commit(&[(at.clone(), 1000)]).await.unwrap();
-            let committed = coordinator.committed(&[at.clone()]).await.unwrap();
+            let committed = coordinator.committed(std::slice::from_ref(&at)).await.unwrap();
             assert_eq!(committed.get(&at), Some(&1000));
         });
         let mut config = KafkaConfig::new(vec![kafka.addr().to_owned()], vec![topic.clone()]);
