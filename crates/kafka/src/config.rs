@@ -6,9 +6,14 @@ use tether_backoff::Backoff;
 
 use crate::error::Error;
 
-/// The longest group id or topic name taken (Kafka's own limit for topic
-/// names is 249).
-const MAX_NAME: usize = 249;
+/// The longest group id taken.
+const MAX_GROUP: usize = 249;
+
+/// The longest Kafka topic name taken: its records' publish keys,
+/// `kafka:TOPIC:PARTITION:OFFSET` (a partition of up to 10 digits, an
+/// offset of up to 19), must fit the hub's 128 bytes. Kafka's own limit
+/// is 249.
+pub const MAX_TOPIC_LEN: usize = 128 - "kafka:::".len() - 10 - 19;
 
 /// What a [`Consumer`](crate::Consumer) reads and how.
 #[derive(Debug, Clone)]
@@ -83,8 +88,9 @@ impl KafkaConfig {
     ///
     /// # Errors
     ///
-    /// No broker or no topic, an empty or over-long name, a mapping of a
-    /// topic not consumed, a fetch size under 1 KiB.
+    /// No broker or no topic, an empty or over-long name (a topic over
+    /// [`MAX_TOPIC_LEN`]), a mapping of a topic not consumed, a fetch size
+    /// under 1 KiB.
     pub fn check(&self) -> Result<(), Error> {
         if self.brokers.is_empty() {
             return Err(Error::Config("no broker".to_owned()));
@@ -95,12 +101,17 @@ impl KafkaConfig {
         if self.topics.is_empty() {
             return Err(Error::Config("no topic to consume".to_owned()));
         }
-        for name in self.topics.iter().chain(std::iter::once(&self.group)) {
-            if name.is_empty() || name.len() > MAX_NAME {
-                return Err(Error::Config(format!(
-                    "{name:?}: a topic or group name is 1 to {MAX_NAME} bytes"
-                )));
-            }
+        if let Some(topic) = self
+            .topics
+            .iter()
+            .find(|t| t.is_empty() || t.len() > MAX_TOPIC_LEN)
+        {
+            return Err(Error::Config(format!(
+                "{topic:?}: a Kafka topic consumed is 1 to {MAX_TOPIC_LEN} bytes (its records' publish keys must fit 128)"
+            )));
+        }
+        if self.group.is_empty() || self.group.len() > MAX_GROUP {
+            return Err(Error::Config(format!("the group is 1 to {MAX_GROUP} bytes")));
         }
         if let Some((kafka, _)) = self.mapping.iter().find(|(k, _)| !self.topics.contains(k)) {
             return Err(Error::Config(format!(
@@ -120,5 +131,21 @@ impl KafkaConfig {
             .iter()
             .find(|(kafka, _)| kafka == kafka_topic)
             .map_or(kafka_topic, |(_, tether)| tether.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_topic_keys_fit_the_hub() {
+        let topic = "t".repeat(MAX_TOPIC_LEN);
+        let key = format!("kafka:{topic}:{}:{}", i32::MAX, i64::MAX);
+        assert_eq!(key.len(), 128);
+        let config = KafkaConfig::new(vec!["k:9092".into()], vec![topic.clone()]);
+        assert!(config.check().is_ok());
+        let config = KafkaConfig::new(vec!["k:9092".into()], vec![format!("{topic}t")]);
+        assert!(config.check().unwrap_err().to_string().contains("publish keys"));
     }
 }

@@ -48,7 +48,7 @@ mod record;
 mod stats;
 mod wire;
 
-pub use config::KafkaConfig;
+pub use config::{KafkaConfig, MAX_TOPIC_LEN};
 pub use consumer::{Consumer, KafkaWatch};
 pub use error::Error;
 pub use record::{EVENT_HEADER, TOPIC_HEADER};
