@@ -63,7 +63,7 @@ struct HubParts {
 }
 
 /// The parts that run beside the loops once they are bound: the bus's
-/// threads, the outbox consumer's.
+/// threads, the outbox and Kafka consumers'.
 #[derive(Default)]
 struct Beside {
     bridge: Option<Bridge>,
@@ -356,8 +356,8 @@ impl HubNode {
 /// A node listening, not yet serving: [`run`](Listening::run) serves.
 pub struct Listening {
     loops: Loops,
-    /// The bus and the outbox consumer, if any: they post to the loops
-    /// while they run.
+    /// The bus and the outbox and Kafka consumers, if any: they post to
+    /// the loops while they run.
     _beside: Beside,
 }
 
@@ -496,9 +496,9 @@ impl HubParts {
 }
 
 impl Wanted {
-    /// Starts the bus's threads, if there is a bus, and the outbox
-    /// consumer, if there is one, posting to the loops through `poster`
-    /// (the consumer is kept in `beside`).
+    /// Starts the bus's threads, if there is a bus, and the outbox and
+    /// Kafka consumers, if there are, posting to the loops through
+    /// `poster` (the consumers are kept in `beside`).
     fn start(
         self,
         bridge: Option<&Bridge>,
