@@ -107,6 +107,10 @@ pub struct NodeConfig {
     /// hub, if any (one node at a time per table; the others stand by).
     #[cfg(feature = "outbox")]
     pub outbox: Option<tether_outbox::OutboxConfig>,
+    /// Kafka topics whose records the node publishes into the hub, if
+    /// any.
+    #[cfg(feature = "kafka")]
+    pub kafka: Option<tether_kafka::KafkaConfig>,
     /// SIGINT and SIGTERM shut the node down gracefully, and SIGHUP
     /// reloads (an embedder with signal handling of its own turns this
     /// off and uses [`Listening::handle`](crate::Listening::handle); SIGHUP
@@ -142,6 +146,8 @@ impl NodeConfig {
             hooks: None,
             #[cfg(feature = "outbox")]
             outbox: None,
+            #[cfg(feature = "kafka")]
+            kafka: None,
             handle_signals: true,
             reload_settings: None,
             sighup: None,

@@ -47,6 +47,10 @@ mod bus;
 mod config;
 mod error;
 pub mod files;
+#[cfg(any(feature = "outbox", feature = "kafka"))]
+mod ingest;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod keys;
 mod node;
 #[cfg(feature = "outbox")]
@@ -69,6 +73,8 @@ pub use tls::{Tls, TlsCert};
 /// configuration, which a [`NodeConfig`] is made of.
 pub use tether_apps::{DemoLogin, HubSettings, HubShared};
 pub use tether_hub_durable::{DurableConfig, Fsync};
+#[cfg(feature = "kafka")]
+pub use tether_kafka::KafkaConfig;
 #[cfg(feature = "outbox")]
 pub use tether_outbox::{OutboxConfig, TableName};
 pub use tether_server::{Config, Handle, Handshake};

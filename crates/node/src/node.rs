@@ -57,15 +57,20 @@ struct HubParts {
     /// The outbox table to publish, if any.
     #[cfg(feature = "outbox")]
     outbox: Option<tether_outbox::OutboxConfig>,
+    /// The Kafka topics to consume, if any.
+    #[cfg(feature = "kafka")]
+    kafka: Option<tether_kafka::KafkaConfig>,
 }
 
 /// The parts that run beside the loops once they are bound: the bus's
-/// threads, the outbox consumer's.
+/// threads, the outbox and Kafka consumers'.
 #[derive(Default)]
 struct Beside {
     bridge: Option<Bridge>,
     #[cfg(feature = "outbox")]
     outbox: Option<tether_outbox::Consumer>,
+    #[cfg(feature = "kafka")]
+    kafka: Option<tether_kafka::Consumer>,
 }
 
 // The bus is taken out of the parts for binding (every loop's broker is
@@ -111,6 +116,8 @@ impl HubNode {
             hooks,
             #[cfg(feature = "outbox")]
             outbox,
+            #[cfg(feature = "kafka")]
+            kafka,
             handle_signals,
             reload_settings,
             sighup,
@@ -208,6 +215,8 @@ impl HubNode {
                 durable,
                 #[cfg(feature = "outbox")]
                 outbox,
+                #[cfg(feature = "kafka")]
+                kafka,
             };
             if demo {
                 Built::Demo(parts, login)
@@ -218,6 +227,10 @@ impl HubNode {
             #[cfg(feature = "outbox")]
             if outbox.is_some() {
                 log::warn!("outbox: the echo has no hub to publish the rows into: not started");
+            }
+            #[cfg(feature = "kafka")]
+            if kafka.is_some() {
+                log::warn!("kafka: the echo has no hub to publish the records into: not started");
             }
             Built::Echo
         };
@@ -343,8 +356,8 @@ impl HubNode {
 /// A node listening, not yet serving: [`run`](Listening::run) serves.
 pub struct Listening {
     loops: Loops,
-    /// The bus and the outbox consumer, if any: they post to the loops
-    /// while they run.
+    /// The bus and the outbox and Kafka consumers, if any: they post to
+    /// the loops while they run.
     _beside: Beside,
 }
 
@@ -466,6 +479,9 @@ struct Wanted {
     /// The outbox consumer's configuration, and the hub it publishes to.
     #[cfg(feature = "outbox")]
     outbox: Option<(tether_outbox::OutboxConfig, HubShared)>,
+    /// The Kafka consumer's configuration, and the hub it publishes to.
+    #[cfg(feature = "kafka")]
+    kafka: Option<(tether_kafka::KafkaConfig, HubShared)>,
 }
 
 impl HubParts {
@@ -473,14 +489,16 @@ impl HubParts {
         Wanted {
             #[cfg(feature = "outbox")]
             outbox: self.outbox.take().map(|config| (config, self.shared.clone())),
+            #[cfg(feature = "kafka")]
+            kafka: self.kafka.take().map(|config| (config, self.shared.clone())),
         }
     }
 }
 
 impl Wanted {
-    /// Starts the bus's threads, if there is a bus, and the outbox
-    /// consumer, if there is one, posting to the loops through `poster`
-    /// (the consumer is kept in `beside`).
+    /// Starts the bus's threads, if there is a bus, and the outbox and
+    /// Kafka consumers, if there are, posting to the loops through
+    /// `poster` (the consumers are kept in `beside`).
     fn start(
         self,
         bridge: Option<&Bridge>,
@@ -492,10 +510,15 @@ impl Wanted {
         }
         #[cfg(feature = "outbox")]
         if let Some((config, shared)) = self.outbox {
-            beside.outbox = Some(crate::outbox::start(config, &shared, poster)?);
+            beside.outbox = Some(crate::outbox::start(config, &shared, poster.clone())?);
         }
-        #[cfg(not(feature = "outbox"))]
+        #[cfg(feature = "kafka")]
+        if let Some((config, shared)) = self.kafka {
+            beside.kafka = Some(crate::kafka::start(config, &shared, poster.clone())?);
+        }
+        #[cfg(not(any(feature = "outbox", feature = "kafka")))]
         let _ = (self, beside);
+        drop(poster);
         Ok(())
     }
 }

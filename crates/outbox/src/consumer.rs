@@ -2,8 +2,8 @@
 //! database, becomes the table's one consumer (or stands by), and moves
 //! the rows to its publisher in order, deleting each once published.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 const STOP_CHECK: Duration = Duration::from_millis(100);
 
 use tether_backoff::Attempts;
+use tether_ingest::StopSignal;
 
 use crate::config::OutboxConfig;
 use crate::error::Error;
@@ -51,29 +52,7 @@ pub struct OutboxWatch {
 struct Shared {
     counters: Counters,
     health: HealthCell,
-    stop: Mutex<bool>,
-    stopped: Condvar,
-}
-
-impl Shared {
-    fn stopping(&self) -> bool {
-        *self.stop.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Waits `delay`, or less if asked to stop; whether it was.
-    fn sleep(&self, delay: Duration) -> bool {
-        let stop = self.stop.lock().unwrap_or_else(|e| e.into_inner());
-        let (stop, _) = self
-            .stopped
-            .wait_timeout_while(stop, delay, |stop| !*stop)
-            .unwrap_or_else(|e| e.into_inner());
-        *stop
-    }
-
-    fn ask_to_stop(&self) {
-        *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.stopped.notify_all();
-    }
+    stop: StopSignal,
 }
 
 impl Consumer {
@@ -111,7 +90,7 @@ impl Consumer {
     /// publishing, if any, or at the end of its current wait (at most
     /// the poll interval, or the connect timeout).
     pub fn stop(mut self) {
-        self.watch.shared.ask_to_stop();
+        self.watch.shared.stop.ask_to_stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -120,7 +99,7 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        self.watch.shared.ask_to_stop();
+        self.watch.shared.stop.ask_to_stop();
     }
 }
 
@@ -184,8 +163,8 @@ fn run(config: &OutboxConfig, mut publisher: impl Publisher, shared: &Shared) {
             "outbox {table}: {error}; trying again in {:.1} s",
             delay.as_secs_f64()
         );
-        shared.health.fail(error.to_string());
-        if shared.sleep(delay) {
+        crate::stats::fail(&shared.health, error.to_string());
+        if shared.stop.sleep(delay) {
             break;
         }
     }
@@ -222,7 +201,7 @@ impl<P: Publisher> Session<'_, P> {
         self.shared.health.set(Health::Standby);
         log::info!("outbox {table}: connected");
         loop {
-            if self.shared.stopping() {
+            if self.shared.stop.stopping() {
                 return Ok(());
             }
             // The lock is the session's: held until this connection ends,
@@ -311,7 +290,7 @@ impl<P: Publisher> Session<'_, P> {
         let mut notifications = client.notifications();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.shared.stopping() {
+            if left.is_zero() || self.shared.stop.stopping() {
                 return Ok(());
             }
             if notifications.timeout_iter(left.min(STOP_CHECK)).next()?.is_some() {
@@ -329,7 +308,7 @@ impl<P: Publisher> Session<'_, P> {
         let batch = i64::try_from(self.config.batch).unwrap_or(i64::MAX);
         let max_data = i32::try_from(self.config.max_data_size).unwrap_or(i32::MAX);
         loop {
-            if self.shared.stopping() {
+            if self.shared.stop.stopping() {
                 return Ok(());
             }
             let mut tx = client.transaction()?;
@@ -364,7 +343,7 @@ impl<P: Publisher> Session<'_, P> {
                     self.config.table,
                     delay.as_secs_f64()
                 );
-                if self.shared.sleep(delay) {
+                if self.shared.stop.sleep(delay) {
                     return Ok(());
                 }
                 continue;

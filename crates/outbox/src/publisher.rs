@@ -1,4 +1,7 @@
-//! What the consumer hands each row to, and what it is told back.
+//! What the consumer hands each row to, and what it is told back (the
+//! [`Outcome`] every source of tether-ingest shares).
+
+pub use tether_ingest::Outcome;
 
 /// One pending row of the outbox, as the consumer hands it to its
 /// [`Publisher`].
@@ -18,20 +21,16 @@ pub struct OutboxEvent {
     pub key: String,
 }
 
-/// What became of one publish.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Acknowledged (or recognised as a duplicate of an acknowledged
-    /// one): the row is deleted.
-    Published,
-    /// Refused for good (a bad topic, an event too large, a namespace
-    /// that takes no publishes): the row is marked failed with this
-    /// reason and left in the table, and the rows after it go on.
-    Refused(String),
-    /// Not published now (the hub is shutting down, its bus is away, no
-    /// answer came): the row stays pending and is published again, after
-    /// a backoff, before any row after it.
-    Unavailable(String),
+impl OutboxEvent {
+    /// The row as the event every source hands over (`tether-ingest`).
+    pub fn event(&self) -> tether_ingest::Event<'_> {
+        tether_ingest::Event {
+            topic: &self.topic,
+            event_type: self.event_type.as_deref(),
+            data: &self.data,
+            key: &self.key,
+        }
+    }
 }
 
 /// Publishes the outbox's rows, one at a time, in the table's order; each

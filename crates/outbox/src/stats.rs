@@ -1,8 +1,6 @@
 //! What the consumer counts and how it is doing: lock-free counters for
 //! `/metrics`, and its health for `/readyz`.
 
-use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// The consumer's counters since it started.
@@ -65,7 +63,7 @@ impl Stats {
     /// assert!(out.contains("tether_outbox_published_total{table=\"tether_outbox\"} 0"));
     /// ```
     pub fn write_metrics(&self, table: &str, out: &mut String) {
-        let label = format!("{{table=\"{table}\"}}");
+        let label = format!("table=\"{table}\"");
         let metrics: [(&str, &str, &str, u64); 6] = [
             (
                 "tether_outbox_published_total",
@@ -105,19 +103,17 @@ impl Stats {
             ),
         ];
         for (name, kind, help, value) in metrics {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{label} {value}"
-            );
+            tether_ingest::write_metric(out, name, kind, help, &label, value);
         }
     }
 }
 
 /// Where the consumer stands with its database.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Health {
     /// Not connected yet, since it started.
+    #[default]
     Connecting,
     /// Connected, and the table's consumer.
     Active,
@@ -154,33 +150,17 @@ impl Health {
 }
 
 /// The health, shared with whoever asks.
-#[derive(Debug)]
-pub(crate) struct HealthCell(Mutex<Health>);
+pub(crate) type HealthCell = tether_ingest::HealthCell<Health>;
 
-impl Default for HealthCell {
-    fn default() -> HealthCell {
-        HealthCell(Mutex::new(Health::Connecting))
-    }
-}
-
-impl HealthCell {
-    pub(crate) fn get(&self) -> Health {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub(crate) fn set(&self, health: Health) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = health;
-    }
-
-    /// Failing with `error`; reached if it had been connected, now or
-    /// before.
-    pub(crate) fn fail(&self, error: String) {
-        let mut health = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let reached = match &*health {
+/// Failing with `error`, on `cell`; reached if it had been connected, now
+/// or before.
+pub(crate) fn fail(cell: &HealthCell, error: String) {
+    cell.update(|health| {
+        let reached = match health {
             Health::Active | Health::Standby => true,
             Health::Failing { reached, .. } => *reached,
             Health::Connecting | Health::Stopped => false,
         };
-        *health = Health::Failing { error, reached };
-    }
+        Health::Failing { error, reached }
+    });
 }

@@ -13,6 +13,7 @@
 
 pub mod h2;
 pub mod h3;
+pub mod kafka;
 pub mod postgres;
 pub mod tls;
 

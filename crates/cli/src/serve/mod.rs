@@ -3,13 +3,16 @@
 //! with `--config` reads them again. Each group of options is a module:
 //! [`server`] (address, limits, compression), [`tls`], [`hub`] (access,
 //! metrics, storage), [`auth`] (tokens), [`hooks`] (the backend), [`bus`]
-//! (Redis, NATS), `outbox` (a PostgreSQL outbox table).
+//! (Redis, NATS), `outbox` (a PostgreSQL outbox table), `kafka` (Kafka
+//! topics).
 
 mod auth;
 mod bus;
 mod hooks;
 mod hub;
 mod jwks;
+#[cfg(feature = "kafka")]
+mod kafka;
 #[cfg(feature = "outbox")]
 mod outbox;
 mod server;
@@ -281,6 +284,8 @@ pub(crate) fn preflight(args: &Args) -> Result<(), String> {
         AppChoice::Demo | AppChoice::Hub => {
             let (settings, _) = args.hub.settings()?;
             args.hooks.config(&settings)?;
+            #[cfg(feature = "kafka")]
+            args.kafka.kafka()?;
             let demo_keys = matches!(args.app, AppChoice::Demo) && !args.auth.has_keys();
             args.auth.check(demo_keys)
         }
@@ -354,11 +359,19 @@ fn start(args: &Args, reload: Option<Reload>) -> Result<(), NodeError> {
         {
             config.outbox = args.outbox.outbox().map_err(NodeError::Config)?;
         }
+        #[cfg(feature = "kafka")]
+        {
+            config.kafka = args.kafka.kafka().map_err(NodeError::Config)?;
+        }
     } else {
         bus::warn_unused(args);
         #[cfg(feature = "outbox")]
         if args.outbox.outbox_url.is_some() || args.outbox.outbox_url_file.is_some() {
             log::warn!("--outbox-url has no effect with --app echo (it has no hub)");
+        }
+        #[cfg(feature = "kafka")]
+        if args.kafka.given() {
+            log::warn!("--kafka-brokers has no effect with --app echo (it has no hub)");
         }
     }
     config.hub = settings;

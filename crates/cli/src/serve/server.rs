@@ -186,6 +186,9 @@ pub(crate) struct Args {
     #[cfg(feature = "outbox")]
     #[command(flatten)]
     pub(crate) outbox: super::outbox::OutboxArgs,
+    #[cfg(feature = "kafka")]
+    #[command(flatten)]
+    pub(crate) kafka: super::kafka::KafkaArgs,
     #[cfg(feature = "deflate")]
     #[command(flatten)]
     pub(crate) deflate: DeflateArgs,

@@ -1,0 +1,70 @@
+//! The Kafka options of `tether serve` (`--kafka-brokers`): the records
+//! of Kafka topics published into the hub.
+
+use std::time::Duration;
+
+use tether_node::KafkaConfig;
+
+/// The Kafka options (`--app demo` and `--app hub`).
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Kafka (records of Kafka topics published into the hub)")]
+pub(crate) struct KafkaArgs {
+    /// Consume Kafka topics from these bootstrap brokers (HOST:PORT,
+    /// comma-separated), each record published as POST /topics/TOPIC
+    /// would, its offset committed for the group once the hub has it.
+    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
+    pub(crate) kafka_brokers: Vec<String>,
+    /// The Kafka topics to consume (comma-separated), every partition of
+    /// each.
+    #[arg(long, value_name = "TOPIC,...", value_delimiter = ',')]
+    pub(crate) kafka_topics: Vec<String>,
+    /// The consumer group whose committed offsets say where to resume
+    /// (a group new to a partition starts at its earliest record). One
+    /// node per group: the partitions are not shared out among nodes.
+    #[arg(long, value_name = "GROUP", default_value = "tether")]
+    pub(crate) kafka_group: String,
+    /// The tether topic of the records of a Kafka topic that have no
+    /// tether-topic header (repeatable); without one, a record goes to
+    /// its Kafka topic's name.
+    #[arg(long, value_name = "KAFKA=TETHER")]
+    pub(crate) kafka_topic: Vec<String>,
+    /// The least seconds between two offset commits (0: after each
+    /// fetch's records are published). Records published and not yet
+    /// committed are published again after a crash, under the same keys,
+    /// and the hub makes no second event of them.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0,
+          value_parser = super::values::seconds_between(0.0, 3600.0))]
+    pub(crate) kafka_commit_interval: f64,
+    /// The longest a fetch waits at a broker for new records, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.5,
+          value_parser = super::values::seconds_between(0.01, 60.0))]
+    pub(crate) kafka_fetch_wait: f64,
+}
+
+impl KafkaArgs {
+    /// Whether any Kafka option asks for a consumer.
+    pub(crate) fn given(&self) -> bool {
+        !self.kafka_brokers.is_empty() || !self.kafka_topics.is_empty()
+    }
+
+    /// The consumer the options ask for, if any.
+    pub(crate) fn kafka(&self) -> Result<Option<KafkaConfig>, String> {
+        if !self.given() {
+            return Ok(None);
+        }
+        if self.kafka_brokers.is_empty() {
+            return Err("--kafka-topics needs --kafka-brokers".to_owned());
+        }
+        let mut config = KafkaConfig::new(self.kafka_brokers.clone(), self.kafka_topics.clone());
+        config.group.clone_from(&self.kafka_group);
+        config.mapping = self
+            .kafka_topic
+            .iter()
+            .map(|m| KafkaConfig::parse_mapping(m).map_err(|e| format!("--kafka-topic: {e}")))
+            .collect::<Result<_, _>>()?;
+        config.commit_interval = Duration::from_secs_f64(self.kafka_commit_interval);
+        config.fetch_wait = Duration::from_secs_f64(self.kafka_fetch_wait);
+        config.check().map_err(|e| e.to_string())?;
+        Ok(Some(config))
+    }
+}

@@ -1,0 +1,151 @@
+//! The consumer's configuration.
+
+use std::time::Duration;
+
+use tether_backoff::Backoff;
+
+use crate::error::Error;
+
+/// The longest group id taken.
+const MAX_GROUP: usize = 249;
+
+/// The longest Kafka topic name taken: its records' publish keys,
+/// `kafka:TOPIC:PARTITION:OFFSET` (a partition of up to 10 digits, an
+/// offset of up to 19), must fit the hub's 128 bytes. Kafka's own limit
+/// is 249.
+pub const MAX_TOPIC_LEN: usize = 128 - "kafka:::".len() - 10 - 19;
+
+/// What a [`Consumer`](crate::Consumer) reads and how.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct KafkaConfig {
+    /// The bootstrap brokers, `HOST:PORT`.
+    pub brokers: Vec<String>,
+    /// The Kafka topics to consume (every partition of each).
+    pub topics: Vec<String>,
+    /// The consumer group whose committed offsets say where to resume.
+    pub group: String,
+    /// Kafka topic → tether topic, for records with no `tether-topic`
+    /// header (a topic not named here publishes to its own name).
+    pub mapping: Vec<(String, String)>,
+    /// The longest a fetch waits at the broker for new records.
+    pub fetch_wait: Duration,
+    /// The most bytes a fetch asks for, per partition.
+    pub fetch_max_bytes: i32,
+    /// The least time between two offset commits (0: after each fetch's
+    /// records are published). Records published and not yet committed
+    /// are published again after a crash, under the same keys.
+    pub commit_interval: Duration,
+    /// How long a request to a broker may take before it counts as
+    /// failed.
+    pub request_timeout: Duration,
+    /// The waits between attempts after a Kafka error, and between
+    /// publishes the hub could not take.
+    pub backoff: Backoff,
+}
+
+impl KafkaConfig {
+    /// The `topics` of the cluster at `brokers`, in the group `tether`,
+    /// each published to its own name; fetches wait up to half a second
+    /// for up to 1 MiB, offsets committed after each fetch's records.
+    pub fn new(brokers: Vec<String>, topics: Vec<String>) -> KafkaConfig {
+        KafkaConfig {
+            brokers,
+            topics,
+            group: "tether".to_owned(),
+            mapping: Vec::new(),
+            fetch_wait: Duration::from_millis(500),
+            fetch_max_bytes: 1 << 20,
+            commit_interval: Duration::ZERO,
+            request_timeout: Duration::from_secs(10),
+            backoff: Backoff::new(),
+        }
+    }
+
+    /// Parses a mapping `KAFKA=TETHER`.
+    ///
+    /// ```
+    /// assert_eq!(
+    ///     tether_kafka::KafkaConfig::parse_mapping("orders=shop.orders").unwrap(),
+    ///     ("orders".to_owned(), "shop.orders".to_owned())
+    /// );
+    /// assert!(tether_kafka::KafkaConfig::parse_mapping("orders").is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// No `=`, or an empty side.
+    pub fn parse_mapping(text: &str) -> Result<(String, String), Error> {
+        match text.split_once('=') {
+            Some((kafka, tether)) if !kafka.is_empty() && !tether.is_empty() => {
+                Ok((kafka.to_owned(), tether.to_owned()))
+            }
+            _ => Err(Error::Config(format!("{text:?} is not KAFKA_TOPIC=TETHER_TOPIC"))),
+        }
+    }
+
+    /// Checks what can be checked without connecting.
+    ///
+    /// # Errors
+    ///
+    /// No broker or no topic, an empty or over-long name (a topic over
+    /// [`MAX_TOPIC_LEN`]), a mapping of a topic not consumed, a fetch size
+    /// under 1 KiB.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.brokers.is_empty() {
+            return Err(Error::Config("no broker".to_owned()));
+        }
+        if let Some(broker) = self.brokers.iter().find(|b| !b.contains(':')) {
+            return Err(Error::Config(format!("broker {broker:?} is not HOST:PORT")));
+        }
+        if self.topics.is_empty() {
+            return Err(Error::Config("no topic to consume".to_owned()));
+        }
+        if let Some(topic) = self
+            .topics
+            .iter()
+            .find(|t| t.is_empty() || t.len() > MAX_TOPIC_LEN)
+        {
+            return Err(Error::Config(format!(
+                "{topic:?}: a Kafka topic consumed is 1 to {MAX_TOPIC_LEN} bytes (its records' publish keys must fit 128)"
+            )));
+        }
+        if self.group.is_empty() || self.group.len() > MAX_GROUP {
+            return Err(Error::Config(format!("the group is 1 to {MAX_GROUP} bytes")));
+        }
+        if let Some((kafka, _)) = self.mapping.iter().find(|(k, _)| !self.topics.contains(k)) {
+            return Err(Error::Config(format!(
+                "the mapping names {kafka}, which is not consumed"
+            )));
+        }
+        if self.fetch_max_bytes < 1024 {
+            return Err(Error::Config("a fetch asks for at least 1 KiB".to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The tether topic of a record of `kafka_topic` without a
+    /// `tether-topic` header.
+    pub(crate) fn tether_topic<'a>(&'a self, kafka_topic: &'a str) -> &'a str {
+        self.mapping
+            .iter()
+            .find(|(kafka, _)| kafka == kafka_topic)
+            .map_or(kafka_topic, |(_, tether)| tether.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_topic_keys_fit_the_hub() {
+        let topic = "t".repeat(MAX_TOPIC_LEN);
+        let key = format!("kafka:{topic}:{}:{}", i32::MAX, i64::MAX);
+        assert_eq!(key.len(), 128);
+        let config = KafkaConfig::new(vec!["k:9092".into()], vec![topic.clone()]);
+        assert!(config.check().is_ok());
+        let config = KafkaConfig::new(vec!["k:9092".into()], vec![format!("{topic}t")]);
+        assert!(config.check().unwrap_err().to_string().contains("publish keys"));
+    }
+}

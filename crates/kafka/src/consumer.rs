@@ -1,0 +1,396 @@
+//! The consumer: a thread of its own, with a tokio runtime of its own,
+//! that reads the group's committed offsets, fetches each partition from
+//! there, hands each record to its publisher in the partition's order,
+//! and commits the offsets once the publishes they cover are
+//! acknowledged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
+use rskafka::client::{Client, ClientBuilder};
+use tether_backoff::Attempts;
+use tether_ingest::{Outcome, Publisher, StopSignal};
+
+use crate::config::KafkaConfig;
+use crate::error::Error;
+use crate::group::{Coordinator, Partition};
+use crate::record::event_of;
+use crate::stats::{Counters, Health, HealthCell, Stats};
+
+/// The largest message the client takes from a broker: a fetch's answer
+/// is bounded by `fetch_max_bytes` per partition, and one record batch
+/// may pass it.
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// A running consumer of Kafka topics. Dropped, it stops (after the
+/// record it is publishing, its offsets committed); [`Consumer::stop`]
+/// also waits for it.
+///
+/// ```no_run
+/// use tether_ingest::{Event, Outcome};
+/// use tether_kafka::{Consumer, KafkaConfig};
+///
+/// let config = KafkaConfig::new(vec!["127.0.0.1:9092".into()], vec!["orders".into()]);
+/// let consumer = Consumer::start(config, |event: &Event<'_>| {
+///     println!("{} gets {} (key {})", event.topic, event.data, event.key);
+///     Outcome::Published
+/// })?;
+/// println!("{:?}", consumer.watch().health());
+/// consumer.stop();
+/// # Ok::<(), tether_kafka::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Consumer {
+    watch: KafkaWatch,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A view of a running [`Consumer`], for another thread: its counters and
+/// its health. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct KafkaWatch {
+    shared: Arc<Shared>,
+    group: String,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    counters: Counters,
+    health: HealthCell,
+    stop: StopSignal,
+}
+
+impl Consumer {
+    /// Checks `config` and starts the consumer's thread, which connects
+    /// (and connects again after any failure, after a backoff) and
+    /// consumes until stopped.
+    ///
+    /// # Errors
+    ///
+    /// The configuration's ([`KafkaConfig::check`]), or a thread that
+    /// cannot start.
+    pub fn start(config: KafkaConfig, publisher: impl Publisher) -> Result<Consumer, Error> {
+        config.check()?;
+        let shared = Arc::new(Shared::default());
+        let watch = KafkaWatch {
+            shared: shared.clone(),
+            group: config.group.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("tether-kafka".to_owned())
+            .spawn(move || run(&config, publisher, &shared))
+            .map_err(Error::Thread)?;
+        Ok(Consumer {
+            watch,
+            thread: Some(thread),
+        })
+    }
+
+    /// Its counters and health, for another thread.
+    pub fn watch(&self) -> KafkaWatch {
+        self.watch.clone()
+    }
+
+    /// Stops it and waits for its thread.
+    pub fn stop(mut self) {
+        self.watch.shared.stop.ask_to_stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.watch.shared.stop.ask_to_stop();
+    }
+}
+
+impl KafkaWatch {
+    /// Its counters now.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Where it stands with its brokers.
+    pub fn health(&self) -> Health {
+        self.shared.health.get()
+    }
+
+    /// Its counters in the Prometheus text format (`tether_kafka_*`,
+    /// labelled with the group).
+    pub fn write_metrics(&self, out: &mut String) {
+        self.stats().write_metrics(&self.group, out);
+    }
+}
+
+/// The thread: sessions, one after another, until stopped.
+fn run(config: &KafkaConfig, mut publisher: impl Publisher, shared: &Shared) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            crate::stats::fail(&shared.health, format!("no runtime: {e}"));
+            return;
+        }
+    };
+    let mut attempts = Attempts::new(config.backoff);
+    while !shared.stop.stopping() {
+        let mut session = Session {
+            config,
+            publisher: &mut publisher,
+            shared,
+            attempts: &mut attempts,
+        };
+        match runtime.block_on(session.run()) {
+            Ok(()) => break,
+            Err(e) => {
+                Counters::add(&shared.counters.kafka_errors, 1);
+                log::warn!("kafka: {e}");
+                crate::stats::fail(&shared.health, e.to_string());
+                let delay = attempts.next_delay();
+                if shared.stop.sleep(delay) {
+                    break;
+                }
+            }
+        }
+    }
+    shared.health.set(Health::Stopped);
+}
+
+/// One partition being consumed.
+struct Reading {
+    client: PartitionClient,
+    at: Partition,
+    /// The next offset to read.
+    next: i64,
+    /// The offset last committed.
+    committed: Option<i64>,
+}
+
+/// One connection's worth of consuming: connect, read the offsets,
+/// consume until stopped or an error.
+struct Session<'a, P> {
+    config: &'a KafkaConfig,
+    publisher: &'a mut P,
+    shared: &'a Shared,
+    attempts: &'a mut Attempts,
+}
+
+impl<P: Publisher> Session<'_, P> {
+    async fn run(&mut self) -> Result<(), Error> {
+        let config = self.config;
+        let backoff = rskafka::BackoffConfig {
+            deadline: Some(config.request_timeout),
+            ..rskafka::BackoffConfig::default()
+        };
+        let client = tokio::time::timeout(
+            config.request_timeout,
+            ClientBuilder::new(config.brokers.clone())
+                .client_id("tether-kafka")
+                .max_message_size(MAX_MESSAGE)
+                .backoff_config(backoff)
+                .build(),
+        )
+        .await
+        .map_err(|_| Error::Protocol("the brokers did not answer in time".to_owned()))??;
+        let mut readings = self.partitions(&client).await?;
+        let mut coordinator =
+            Coordinator::find(&config.brokers, &config.group, config.request_timeout).await?;
+        let at: Vec<Partition> = readings.iter().map(|r| r.at.clone()).collect();
+        let committed = coordinator.committed(&at).await?;
+        for reading in &mut readings {
+            reading.committed = committed.get(&reading.at).copied();
+            let earliest = reading.client.get_offset(OffsetAt::Earliest).await?;
+            reading.next = match reading.committed {
+                // A group new to the partition starts at its beginning.
+                None => earliest,
+                Some(offset) => {
+                    let latest = reading.client.get_offset(OffsetAt::Latest).await?;
+                    if (earliest..=latest).contains(&offset) {
+                        offset
+                    } else {
+                        // Gone (the topic's retention deleted the records,
+                        // or the topic was made again): from the earliest
+                        // record kept, as a new group would.
+                        log::warn!(
+                            "kafka: the committed offset {offset} of {}/{} is not in {earliest}..={latest}: resuming at {earliest}",
+                            reading.at.0,
+                            reading.at.1
+                        );
+                        earliest
+                    }
+                }
+            };
+        }
+        self.shared.health.set(Health::Consuming);
+        log::info!(
+            "kafka: consuming {} partitions of {} in the group {}",
+            readings.len(),
+            config.topics.join(", "),
+            config.group
+        );
+        self.attempts.reset();
+        let mut last_commit = Instant::now();
+        loop {
+            let stopping = self.consume(&mut readings).await?;
+            if stopping || last_commit.elapsed() >= config.commit_interval {
+                self.commit(&mut coordinator, &mut readings).await?;
+                last_commit = Instant::now();
+            }
+            if stopping {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A client for each partition of each topic consumed.
+    async fn partitions(&self, client: &Client) -> Result<Vec<Reading>, Error> {
+        let topics = client.list_topics().await?;
+        let mut readings = Vec::new();
+        for name in &self.config.topics {
+            let topic = topics
+                .iter()
+                .find(|t| &t.name == name)
+                .ok_or_else(|| Error::UnknownTopic(name.clone()))?;
+            for &partition in &topic.partitions {
+                let client = client
+                    .partition_client(name.clone(), partition, UnknownTopicHandling::Error)
+                    .await?;
+                readings.push(Reading {
+                    client,
+                    at: (name.clone(), partition),
+                    next: 0,
+                    committed: None,
+                });
+            }
+        }
+        Ok(readings)
+    }
+
+    /// Fetches every partition at once, then publishes what came, one
+    /// partition after another, each in its order; whether it was asked
+    /// to stop.
+    async fn consume(&mut self, readings: &mut [Reading]) -> Result<bool, Error> {
+        let config = self.config;
+        let wait = i32::try_from(config.fetch_wait.as_millis()).unwrap_or(i32::MAX);
+        let fetches = readings
+            .iter()
+            .map(|r| r.client.fetch_records(r.next, 1..config.fetch_max_bytes, wait));
+        let fetched = futures_util::future::join_all(fetches).await;
+        let mut lag = 0u64;
+        for (reading, fetched) in readings.iter_mut().zip(fetched) {
+            let (records, high_watermark) = match fetched {
+                Ok(fetched) => fetched,
+                Err(e) if out_of_range(&e) => {
+                    // The group's offset is gone (the topic's retention
+                    // deleted the records, or it was made again): from
+                    // the earliest record kept, as a new group would.
+                    let earliest = reading.client.get_offset(OffsetAt::Earliest).await?;
+                    log::warn!(
+                        "kafka: offset {} of {}/{} is out of range: resuming at {earliest}",
+                        reading.next,
+                        reading.at.0,
+                        reading.at.1
+                    );
+                    Counters::add(&self.shared.counters.kafka_errors, 1);
+                    reading.next = earliest;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let counters = &self.shared.counters;
+            Counters::add(&counters.consumed, records.len() as u64);
+            for record in records {
+                let offset = record.offset;
+                if offset < reading.next {
+                    continue;
+                }
+                match event_of(config, &reading.at.0, reading.at.1, record) {
+                    Ok(event) => {
+                        if !self.publish(&event.event()) {
+                            return Ok(true);
+                        }
+                    }
+                    Err(why) => {
+                        Counters::add(&counters.failed, 1);
+                        log::warn!(
+                            "kafka: the record at offset {offset} of {}/{} is skipped: {why}",
+                            reading.at.0,
+                            reading.at.1
+                        );
+                    }
+                }
+                reading.next = offset.saturating_add(1);
+            }
+            lag = lag.saturating_add(u64::try_from(high_watermark.saturating_sub(reading.next)).unwrap_or(0));
+        }
+        self.shared
+            .counters
+            .lag
+            .store(lag, std::sync::atomic::Ordering::Relaxed);
+        Ok(self.shared.stop.stopping())
+    }
+
+    /// Publishes `event`, again after a backoff while the publisher
+    /// cannot take it; whether to go on (false: asked to stop first).
+    fn publish(&mut self, event: &tether_ingest::Event<'_>) -> bool {
+        let counters = &self.shared.counters;
+        let mut attempts = Attempts::new(self.config.backoff);
+        loop {
+            match self.publisher.publish(event) {
+                Outcome::Published => {
+                    Counters::add(&counters.published, 1);
+                    return true;
+                }
+                Outcome::Refused(why) => {
+                    Counters::add(&counters.failed, 1);
+                    log::warn!("kafka: the record {} is skipped: {why}", event.key);
+                    return true;
+                }
+                Outcome::Unavailable(why) => {
+                    Counters::add(&counters.retries, 1);
+                    log::warn!("kafka: the record {} is not published now: {why}", event.key);
+                    if self.shared.stop.sleep(attempts.next_delay()) {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Commits the partitions read past their committed offsets.
+    async fn commit(&mut self, coordinator: &mut Coordinator, readings: &mut [Reading]) -> Result<(), Error> {
+        let offsets: Vec<(Partition, i64)> = readings
+            .iter()
+            .filter(|r| r.committed != Some(r.next))
+            .map(|r| (r.at.clone(), r.next))
+            .collect();
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        coordinator.commit(&offsets).await?;
+        Counters::add(&self.shared.counters.commits, 1);
+        let committed: HashMap<&Partition, i64> = offsets.iter().map(|(p, o)| (p, *o)).collect();
+        for reading in readings {
+            if let Some(&offset) = committed.get(&reading.at) {
+                reading.committed = Some(offset);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a fetch failed because its offset is not in the partition.
+fn out_of_range(error: &rskafka::client::error::Error) -> bool {
+    use rskafka::client::error::{Error as ClientError, ProtocolError};
+    matches!(
+        error,
+        ClientError::ServerError {
+            protocol_error: ProtocolError::OffsetOutOfRange,
+            ..
+        }
+    )
+}

@@ -1,0 +1,65 @@
+//! The crate's one error type.
+
+/// What went wrong.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is unusable (no broker, no topic, a bad
+    /// mapping): the caller's mistake, found before connecting.
+    Config(String),
+    /// The Kafka client failed: a broker unreachable, a request refused.
+    Kafka(rskafka::client::error::Error),
+    /// A connection to the group's coordinator failed, or it timed out.
+    Io(std::io::Error),
+    /// A broker answered with something this crate cannot read.
+    Protocol(String),
+    /// A broker refused a group request with this Kafka error code.
+    Broker {
+        /// What was asked (`FindCoordinator`, `OffsetCommit`...).
+        request: &'static str,
+        /// The Kafka error code.
+        code: i16,
+    },
+    /// A topic to consume is not on the brokers.
+    UnknownTopic(String),
+    /// The consumer's thread could not start.
+    Thread(std::io::Error),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Config(why) => write!(f, "Kafka configuration: {why}"),
+            Error::Kafka(e) => write!(f, "Kafka: {e}"),
+            Error::Io(e) => write!(f, "Kafka group coordinator: {e}"),
+            Error::Protocol(why) => write!(f, "Kafka: {why}"),
+            Error::Broker { request, code } => {
+                write!(f, "Kafka: {request} refused with error code {code}")
+            }
+            Error::UnknownTopic(topic) => write!(f, "Kafka: no topic {topic} on the brokers"),
+            Error::Thread(e) => write!(f, "the Kafka consumer's thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Kafka(e) => Some(e),
+            Error::Io(e) | Error::Thread(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<rskafka::client::error::Error> for Error {
+    fn from(e: rskafka::client::error::Error) -> Error {
+        Error::Kafka(e)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Io(e)
+    }
+}

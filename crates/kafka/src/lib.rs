@@ -1,0 +1,55 @@
+//! Kafka topics consumed into tether's hub: each record a publish, its
+//! offset committed for the consumer group once the publish is
+//! acknowledged.
+//!
+//! - **Where a record goes**: the tether topic of its `tether-topic`
+//!   header, else the mapping's for its Kafka topic
+//!   ([`KafkaConfig::mapping`]), else its Kafka topic's own name; its
+//!   value is the data (UTF-8), its `tether-event` header the event type.
+//! - **Once**: the publish key is `kafka:TOPIC:PARTITION:OFFSET`; a
+//!   record published again after a crash between its publish and the
+//!   commit of its offset carries the same key, and a publisher that
+//!   remembers keys (tether's hub does) makes no second event.
+//! - **Skipped, counted and logged**: a record whose value or header is
+//!   not UTF-8, or that has no value, or that the publisher refuses (a
+//!   bad topic): its offset is committed with the others'.
+//! - **In order per partition**: a partition's records are published one
+//!   after another; a publish the hub cannot take now is tried again,
+//!   after a backoff, before any later record of its partition.
+//!
+//! The client is `rskafka` (pure Rust, on tokio), which fetches but
+//! keeps no group: the offsets are the group's, committed and read with
+//! Kafka's `OffsetCommit` and `OffsetFetch` requests (the crate's own),
+//! as a consumer that assigns itself every partition does. There is no
+//! group membership: several consumers in one group each read every
+//! partition (see the README).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+/// The README's examples, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
+mod config;
+mod consumer;
+mod error;
+mod group;
+mod record;
+mod stats;
+mod wire;
+
+pub use config::{KafkaConfig, MAX_TOPIC_LEN};
+pub use consumer::{Consumer, KafkaWatch};
+pub use error::Error;
+pub use record::{EVENT_HEADER, TOPIC_HEADER};
+pub use stats::{Health, Stats};
