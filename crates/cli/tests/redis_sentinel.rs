@@ -265,7 +265,7 @@ fn a_failover_is_followed_and_nothing_acknowledged_is_lost() {
     let from = &acknowledged[BEFORE / 2].0;
     let mut resumed = Subscriber::sse(&node, from);
     let resumed_seen = events_until(&mut resumed, &last);
-    let (after, lost): (Vec<(String, String)>, Vec<(String, String)>) = seen_by[0]
+    let (after, lost): (Vec<_>, Vec<_>) = seen_by[0]
         .iter()
         .skip_while(|(id, _)| id != from)
         .skip(1)
