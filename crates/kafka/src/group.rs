@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::answers;
 use crate::error::Error;
 use crate::wire::{MAX_RESPONSE, Reader, Request};
 
@@ -53,21 +54,7 @@ impl Coordinator {
         request.string(group);
         request.i8(0); // the key is a group
         let body = through.call(request).await?;
-        let mut answer = Reader::new(&body);
-        let _throttle = answer.i32()?;
-        let code = answer.i16()?;
-        let _message = answer.string()?;
-        if code != 0 {
-            return Err(Error::Broker {
-                request: "FindCoordinator",
-                code,
-            });
-        }
-        let _node = answer.i32()?;
-        let host = answer.string()?.unwrap_or_default();
-        let port = answer.i32()?;
-        let port =
-            u16::try_from(port).map_err(|_| Error::Protocol(format!("a coordinator on port {port}")))?;
+        let (host, port) = answers::coordinator(&body)?;
         // The broker asked may be the coordinator: its connection serves.
         Coordinator::connect(&format!("{host}:{port}"), group, timeout).await
     }
@@ -134,27 +121,7 @@ impl Coordinator {
             }
         }
         let body = self.call(request).await?;
-        let mut answer = Reader::new(&body);
-        let mut committed = HashMap::new();
-        for _ in 0..answer.len(6)? {
-            let topic = answer.string()?.unwrap_or_default();
-            for _ in 0..answer.len(16)? {
-                let partition = answer.i32()?;
-                let offset = answer.i64()?;
-                let _metadata = answer.string()?;
-                let code = answer.i16()?;
-                if code != 0 {
-                    return Err(Error::Broker {
-                        request: "OffsetFetch",
-                        code,
-                    });
-                }
-                if offset >= 0 {
-                    committed.insert((topic.clone(), partition), offset);
-                }
-            }
-        }
-        Ok(committed)
+        answers::committed(&body)
     }
 
     /// Commits `offsets` (each the next offset to read) for the group.
@@ -176,21 +143,7 @@ impl Coordinator {
             }
         }
         let body = self.call(request).await?;
-        let mut answer = Reader::new(&body);
-        for _ in 0..answer.len(6)? {
-            let _topic = answer.string()?;
-            for _ in 0..answer.len(6)? {
-                let _partition = answer.i32()?;
-                let code = answer.i16()?;
-                if code != 0 {
-                    return Err(Error::Broker {
-                        request: "OffsetCommit",
-                        code,
-                    });
-                }
-            }
-        }
-        Ok(())
+        answers::commit(&body)
     }
 }
 

@@ -40,6 +40,7 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;
 
+mod answers;
 mod config;
 mod consumer;
 mod error;
@@ -53,3 +54,19 @@ pub use consumer::{Consumer, KafkaWatch};
 pub use error::Error;
 pub use record::{EVENT_HEADER, TOPIC_HEADER};
 pub use stats::{Health, Stats};
+
+/// Not part of the API: the coordinator's answers as the consumer reads
+/// them, for the fuzz target (`fuzz/fuzz_targets/kafka_answers.rs`).
+#[doc(hidden)]
+pub mod fuzz {
+    /// Reads `body` as each answer the consumer parses (`FindCoordinator`,
+    /// `OffsetFetch`, `OffsetCommit`): never a panic, and a coordinator
+    /// taken is a plain host and a port.
+    pub fn answers(body: &[u8]) {
+        if let Ok((host, port)) = crate::answers::coordinator(body) {
+            debug_assert!(port > 0 && !host.is_empty() && !host.contains(['/', '@', ' ']));
+        }
+        let _ = crate::answers::committed(body);
+        let _ = crate::answers::commit(body);
+    }
+}
