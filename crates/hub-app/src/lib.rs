@@ -527,12 +527,14 @@ impl App for HubApp {
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
         self.shared.catch_up(&mut self.settings_seen);
         let now = self.shared.access.unix_secs(ctx.now());
-        (self.delivery).expire(ctx, &mut parts!(self), now);
-        (self.delivery).end_revoked(ctx, &mut parts!(self), now);
+        // Warned (or the backend asked for more time) before expired: a
+        // tick that came late still asks before it ends anyone.
         let (hooks, settings, stats) = (&mut self.hooks, &self.shared.settings, &self.stats);
         self.delivery.warn(ctx, now, |ctx, conn, subscriber| {
-            hooks.ask_refresh(ctx, settings, stats, conn, subscriber);
+            hooks.ask_refresh(ctx, settings, stats, conn, subscriber)
         });
+        (self.delivery).expire(ctx, &mut parts!(self), now);
+        (self.delivery).end_revoked(ctx, &mut parts!(self), now);
         self.delivery.time_out_awaiting(ctx, &self.stats);
         self.hooks.tick(ctx.now());
         self.publishing.tick(&mut parts!(self), ctx.now());

@@ -345,18 +345,32 @@ impl Delivery {
     /// Tells the WebSocket subscribers whose token expires soon, by `now`
     /// (Unix seconds), in how many seconds: they may send another. A
     /// subscriber the backend let in asks it for a later expiry instead,
-    /// by `ask_refresh`.
+    /// by `ask_refresh` (which says how many seconds the backend may take
+    /// to answer, when it was asked). Run before [`Delivery::expire`].
+    ///
+    /// A warning due a second before the expiry is missed when the loop's
+    /// one-second tick slips past that second (a busy machine): asked at
+    /// its expiry instead, the subscriber waits for the answer, up to the
+    /// backend's timeout, rather than ending without the backend asked.
     pub(super) fn warn(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         now: u64,
-        mut ask_refresh: impl FnMut(&mut Ctx<'_, HubMessage>, ConnId, &Subscriber),
+        mut ask_refresh: impl FnMut(&mut Ctx<'_, HubMessage>, ConnId, &Subscriber) -> Option<u64>,
     ) {
         while let Some((conn, left)) = self.subscribers.next_warning(now) {
             if let Some(subscriber) = self.subscribers.get(conn)
                 && subscriber.refreshed
             {
-                ask_refresh(ctx, conn, subscriber);
+                if let Some(wait) = ask_refresh(ctx, conn, subscriber)
+                    && left == 0
+                {
+                    self.subscribers.renew(conn, Some(now + wait), None);
+                }
+                continue;
+            }
+            if left == 0 {
+                // Late: it expires now, and is told so.
                 continue;
             }
             let text = format!("{{\"type\":\"auth-expiring\",\"in\":{left}}}");

@@ -595,7 +595,9 @@ impl BackendHooks {
     }
 
     /// Asks the backend for a later expiry of the subscriber `conn`, whose
-    /// own is near. Not asked (busy): it expires when it was to.
+    /// own is near: the whole seconds the backend may take to answer (its
+    /// timeout, rounded up). Not asked (busy): `None`, and it expires when
+    /// it was to.
     pub(super) fn ask_refresh(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
@@ -603,10 +605,8 @@ impl BackendHooks {
         stats: &HubStats,
         conn: ConnId,
         subscriber: &Subscriber,
-    ) {
-        let Some(subject) = subscriber.subject().map(str::to_owned) else {
-            return;
-        };
+    ) -> Option<u64> {
+        let subject = subscriber.subject().map(str::to_owned)?;
         let transport = match subscriber.transport {
             tether_hub::Transport::EventStream => "sse",
             tether_hub::Transport::Poll => "poll",
@@ -615,8 +615,13 @@ impl BackendHooks {
         match self.put_question(ctx, settings, Question::Refresh { subject, transport }) {
             Ok(token) => {
                 self.decisions.asked.insert(token, Asked::Refresh { conn });
+                let timeout = settings.backend_for(Hook::Refresh)?.timeout();
+                Some((timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0)).max(1))
             }
-            Err(Busy) => stats.decided(Hook::Refresh, Outcome::Unavailable),
+            Err(Busy) => {
+                stats.decided(Hook::Refresh, Outcome::Unavailable);
+                None
+            }
         }
     }
 

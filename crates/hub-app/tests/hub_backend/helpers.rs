@@ -20,6 +20,9 @@ pub(crate) const TOKEN: &str = "backend-test-publish-token";
 
 type Decide = dyn Fn(&Question) -> Decision + Send + Sync;
 
+/// How long a `hold` session's connect question holds its loop.
+const HOLD: Duration = Duration::from_millis(1600);
+
 /// A backend that answers each question on a thread of its own, after
 /// `delay`, as `decide` says; `busy` refuses every question.
 struct Fake {
@@ -49,6 +52,13 @@ impl Backend for Fake {
             return Err(Busy);
         }
         self.asked.lock().unwrap().push(question.clone());
+        // A `hold` session holds the loop that asks, as a stalled machine
+        // would: its ticks come late.
+        if let Question::Connect { cookies, .. } = &question
+            && cookies.iter().any(|(n, v)| n == "session" && v == "hold")
+        {
+            thread::sleep(HOLD);
+        }
         let decide = self.decide.clone();
         // A publish of data starting "slow" is answered later than those
         // after it.
@@ -90,7 +100,7 @@ pub(crate) fn connect(question: &Question) -> Decision {
         _ => None,
     };
     match session.as_deref() {
-        Some("deny") | None => Decision::Deny {
+        Some("deny" | "hold") | None => Decision::Deny {
             status: 401,
             reason: "who are you".into(),
         },
@@ -193,6 +203,21 @@ pub(crate) fn start_tuned(
     timeout: Duration,
     tune: impl FnOnce(&mut HubSettings),
 ) -> Hub {
+    start_on_loops(hooks, decide, delay, busy, auth, timeout, tune, 2)
+}
+
+/// [`start_tuned`], on `loops` loops.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start_on_loops(
+    hooks: &[Hook],
+    decide: fn(&Question) -> Decision,
+    delay: Duration,
+    busy: bool,
+    auth: Option<HubAuth>,
+    timeout: Duration,
+    tune: impl FnOnce(&mut HubSettings),
+    loops: usize,
+) -> Hub {
     let asked = Arc::new(Mutex::new(Vec::new()));
     let mut settings = HubSettings::default();
     tune(&mut settings);
@@ -216,8 +241,8 @@ pub(crate) fn start_tuned(
         headers: vec!["x-app-user".into()],
         cookies: vec!["session".into()],
     }));
-    let shared = HubShared::new(settings, 2);
-    let server = TestServer::start_loops(config(), Handshake::new(), 2, |i| shared.app(i));
+    let shared = HubShared::new(settings, loops);
+    let server = TestServer::start_loops(config(), Handshake::new(), loops, |i| shared.app(i));
     Hub { server, asked }
 }
 
