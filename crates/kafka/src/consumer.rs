@@ -6,13 +6,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
 use tether_backoff::Attempts;
-use tether_ingest::{Outcome, Publisher, StopSignal};
+use tether_ingest::{Outcome, Publisher, StopSignal, Worker};
 
 use crate::config::KafkaConfig;
 use crate::error::Error;
@@ -25,9 +24,9 @@ use crate::stats::{Counters, Health, HealthCell, Stats};
 /// may pass it.
 const MAX_MESSAGE: usize = 64 << 20;
 
-/// A running consumer of Kafka topics. Dropped, it stops (after the
-/// record it is publishing, its offsets committed); [`Consumer::stop`]
-/// also waits for it.
+/// A running consumer of Kafka topics. Stopped ([`Consumer::stop`]) or
+/// dropped, it is asked to stop and waited for: after the record it is
+/// publishing, its offsets committed.
 ///
 /// ```no_run
 /// use tether_ingest::{Event, Outcome};
@@ -45,7 +44,7 @@ const MAX_MESSAGE: usize = 64 << 20;
 #[derive(Debug)]
 pub struct Consumer {
     watch: KafkaWatch,
-    thread: Option<JoinHandle<()>>,
+    worker: Worker,
 }
 
 /// A view of a running [`Consumer`], for another thread: its counters and
@@ -60,7 +59,7 @@ pub struct KafkaWatch {
 struct Shared {
     counters: Counters,
     health: HealthCell,
-    stop: StopSignal,
+    stop: Arc<StopSignal>,
 }
 
 impl Consumer {
@@ -79,14 +78,10 @@ impl Consumer {
             shared: shared.clone(),
             group: config.group.clone(),
         };
-        let thread = std::thread::Builder::new()
-            .name("tether-kafka".to_owned())
-            .spawn(move || run(&config, publisher, &shared))
+        let stop = shared.stop.clone();
+        let worker = Worker::spawn("tether-kafka", stop, move || run(&config, publisher, &shared))
             .map_err(Error::Thread)?;
-        Ok(Consumer {
-            watch,
-            thread: Some(thread),
-        })
+        Ok(Consumer { watch, worker })
     }
 
     /// Its counters and health, for another thread.
@@ -95,17 +90,8 @@ impl Consumer {
     }
 
     /// Stops it and waits for its thread.
-    pub fn stop(mut self) {
-        self.watch.shared.stop.ask_to_stop();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Consumer {
-    fn drop(&mut self) {
-        self.watch.shared.stop.ask_to_stop();
+    pub fn stop(self) {
+        self.worker.stop();
     }
 }
 

@@ -4,14 +4,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How often a wait for a notification looks whether it is asked to stop.
 const STOP_CHECK: Duration = Duration::from_millis(100);
 
 use tether_backoff::Attempts;
-use tether_ingest::StopSignal;
+use tether_ingest::{StopSignal, Worker};
 
 use crate::config::OutboxConfig;
 use crate::error::Error;
@@ -19,8 +18,9 @@ use crate::publisher::{OutboxEvent, Outcome, Publisher};
 use crate::stats::{Counters, Health, HealthCell, Stats};
 use crate::table::TableName;
 
-/// A running consumer of one outbox table. Dropped, it stops (after the
-/// batch it is publishing, if any); [`Consumer::stop`] also waits for it.
+/// A running consumer of one outbox table. Stopped ([`Consumer::stop`])
+/// or dropped, it is asked to stop and waited for: after the batch it is
+/// publishing, if any, or at the end of its current wait.
 ///
 /// ```no_run
 /// use tether_outbox::{Consumer, OutboxConfig, Outcome};
@@ -37,7 +37,7 @@ use crate::table::TableName;
 #[derive(Debug)]
 pub struct Consumer {
     watch: OutboxWatch,
-    thread: Option<JoinHandle<()>>,
+    worker: Worker,
 }
 
 /// A view of a running [`Consumer`], for another thread: its counters and
@@ -52,7 +52,7 @@ pub struct OutboxWatch {
 struct Shared {
     counters: Counters,
     health: HealthCell,
-    stop: StopSignal,
+    stop: Arc<StopSignal>,
 }
 
 impl Consumer {
@@ -71,14 +71,10 @@ impl Consumer {
             table: config.table.clone(),
         };
         let shared = watch.shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("tether-outbox".to_owned())
-            .spawn(move || run(&config, publisher, &shared))
+        let stop = shared.stop.clone();
+        let worker = Worker::spawn("tether-outbox", stop, move || run(&config, publisher, &shared))
             .map_err(|e| Error::Config(format!("the consumer's thread: {e}")))?;
-        Ok(Consumer {
-            watch,
-            thread: Some(thread),
-        })
+        Ok(Consumer { watch, worker })
     }
 
     /// A view of the consumer for another thread.
@@ -89,17 +85,8 @@ impl Consumer {
     /// Stops the consumer and waits for its thread: after the batch it is
     /// publishing, if any, or at the end of its current wait (at most
     /// the poll interval, or the connect timeout).
-    pub fn stop(mut self) {
-        self.watch.shared.stop.ask_to_stop();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Consumer {
-    fn drop(&mut self) {
-        self.watch.shared.stop.ask_to_stop();
+    pub fn stop(self) {
+        self.worker.stop();
     }
 }
 
