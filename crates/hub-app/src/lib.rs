@@ -374,6 +374,8 @@ impl App for HubApp {
             admission: state,
         };
         (self.delivery).open(ctx, &mut parts!(self), &mut self.hooks, served);
+        // Held for its topic's history: its subscription keeps it now.
+        (self.delivery).warmed(ctx, &mut parts!(self), conn);
     }
 
     fn on_message(

@@ -43,14 +43,37 @@ pub(super) enum HubRoute {
     Decide,
     /// A request the backend let go on, routed again as what it decided.
     Decided,
-    /// An event stream from nowhere held until its topics' histories are
-    /// on the loop (their heads are where it starts): it then goes on as
-    /// `GET /events?topic=…` (`multi`) or `GET /topics/NAME/events`.
-    Heads { multi: bool },
+    /// An event stream or a topic's WebSocket from nowhere held until its
+    /// topics' histories are on the loop (their heads are where it
+    /// starts): it then goes on as what it [`Opens`].
+    Heads(Opens),
     /// A WebSocket or an event stream that has opened: what its later
     /// callbacks are lent. The hub keeps what a session needs in its own
     /// tables, by connection, and lets the server keep nothing for it.
     Opened,
+}
+
+/// What a request held for its topics' heads ([`HubRoute::Heads`])
+/// opens as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Opens {
+    /// `GET /topics/NAME/events`.
+    Events,
+    /// `GET /events?topic=…`.
+    MultiEvents,
+    /// A topic's WebSocket (`/topics/NAME/ws`), let in as this.
+    WebSocket(Socket),
+}
+
+impl Opens {
+    /// The route it goes on as.
+    pub(super) fn route(self) -> HubRoute {
+        match self {
+            Opens::Events => HubRoute::Events,
+            Opens::MultiEvents => HubRoute::MultiEvents,
+            Opens::WebSocket(socket) => HubRoute::WebSocket(socket),
+        }
+    }
 }
 
 /// What a WebSocket subscriber was let in as.

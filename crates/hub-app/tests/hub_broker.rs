@@ -371,3 +371,41 @@ fn a_stream_from_nowhere_whose_history_never_comes_opens_after_the_wait() {
     publish(&mut publisher, "silent", "message", "second");
     assert_eq!(stream.next_event().data(), "second");
 }
+
+#[test]
+fn a_topics_websocket_from_nowhere_opens_once_its_history_is_here() {
+    for (topic, target) in [
+        ("late", "/topics/late/ws"),
+        ("late.raw", "/topics/late.raw/ws?format=raw"),
+    ] {
+        let server = start(OnDemand {
+            late_history: true,
+            ..OnDemand::default()
+        });
+        let (addr, path) = (server.addr, target.to_owned());
+        let (opened, upgraded) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let _ = opened.send(WsClient::connect(addr, &path));
+        });
+        let mut publisher = HttpConn::connect(server.addr);
+        // A `101` before anything was published would be early: the
+        // history is not here, and "first" would count as history.
+        let early = upgraded.recv_timeout(Duration::from_secs(1)).ok();
+        let opened_early = early.is_some();
+        publish(&mut publisher, topic, "message", "first");
+        let mut ws = early.unwrap_or_else(|| {
+            (upgraded.recv_timeout(Duration::from_secs(10))).expect("the 101 once the history came")
+        });
+        publish(&mut publisher, topic, "message", "second");
+        let text = ws.recv_text();
+        assert!(
+            !opened_early,
+            "{target}: the 101 came before the history; then {text}"
+        );
+        let data = match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(value) if value.is_object() => value["data"].as_str().unwrap().to_owned(),
+            _ => text,
+        };
+        assert_eq!(data, "second", "{target}");
+    }
+}

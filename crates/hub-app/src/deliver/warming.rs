@@ -1,8 +1,9 @@
-//! Event streams from nowhere, held until their topics' histories are on
-//! the loop.
+//! Event streams and topics' WebSockets from nowhere, held until their
+//! topics' histories are on the loop.
 //!
 //! A stream that names no id to resume from starts at its topics' heads,
-//! and its `200` promises every event published after it. With a bus that
+//! and its `200` (a WebSocket's `101`) promises every event published
+//! after it. With a bus that
 //! follows topics on demand, a topic new to the loop has no head until its
 //! history comes: a stream opened before then would count an event
 //! published in between as history, and never send it. So the request is
@@ -24,7 +25,7 @@ use crate::broker_view::LoopContext;
 use crate::loop_parts::LoopParts;
 use crate::multiplex::listed::listed;
 use crate::replies::{SOON, refuse};
-use crate::routes::HubRoute;
+use crate::routes::{HubRoute, Opens, Socket};
 
 /// How long a stream let go on keeps its topics warm for its opening
 /// ([`Delivery::warmed`]): one that never opened (refused on its way)
@@ -36,8 +37,8 @@ const OPENING_WAIT: Duration = Duration::from_secs(5);
 pub(super) struct Warming {
     /// The topics it keeps warm (each warmed once).
     topics: Vec<Arc<str>>,
-    /// What it opens as: [`HubRoute::Events`] or [`HubRoute::MultiEvents`].
-    opens_as: HubRoute,
+    /// What it opens as.
+    opens_as: Opens,
     /// When it goes on whatever the histories (before it was let go on),
     /// or lets its topics go (after).
     until: Instant,
@@ -58,28 +59,42 @@ fn resumes(request: &Request<'_>) -> bool {
 
 impl Delivery {
     /// The route of an event stream (`GET /topics/NAME/events` or `GET
-    /// /events?topic=…`) that starts from nowhere while a topic of it has
-    /// no history on this loop: held ([`HubRoute::Heads`]) until they
-    /// come. Any other route as it was.
+    /// /events?topic=…`) or a topic's WebSocket that starts from nowhere
+    /// while a topic of it has no history on this loop: held
+    /// ([`HubRoute::Heads`]) until they come. Any other route as it was
+    /// (the multiplexed socket defers each subscription's answer
+    /// instead).
     pub(crate) fn hold_for_heads(
         &self,
         request: &Request<'_>,
         max_subscriptions: usize,
         route: Route<Admission>,
     ) -> Route<Admission> {
-        let Route::EventStream(mut admission) = route else {
-            return route;
+        let (mut admission, opens) = match route {
+            Route::EventStream(admission) if request.method() == "GET" => {
+                let opens = match admission.route {
+                    HubRoute::MultiEvents => Opens::MultiEvents,
+                    _ => Opens::Events,
+                };
+                (admission, opens)
+            }
+            // One that sends its token first subscribes later, from
+            // nowhere, as an event stream opened then would.
+            Route::WebSocket(admission) => match admission.route {
+                HubRoute::WebSocket(socket) if socket != Socket::AuthFirst => {
+                    (admission, Opens::WebSocket(socket))
+                }
+                _ => return Route::WebSocket(admission),
+            },
+            route => return route,
         };
-        let waits = request.method() == "GET"
-            && !resumes(request)
+        let waits = !resumes(request)
             && (stream_topics(request, &admission, max_subscriptions).iter())
                 .any(|topic| self.hub.awaits_history(topic));
         if !waits {
-            return Route::EventStream(admission);
+            return admission.route.route().map(|_| admission);
         }
-        admission.route = HubRoute::Heads {
-            multi: admission.route == HubRoute::MultiEvents,
-        };
+        admission.route = HubRoute::Heads(opens);
         Route::Handler(admission)
     }
 
@@ -94,13 +109,8 @@ impl Delivery {
         request: &Request<'_>,
         admission: &Admission,
     ) -> Reply {
-        let HubRoute::Heads { multi } = admission.route else {
+        let HubRoute::Heads(opens_as) = admission.route else {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
-        };
-        let opens_as = if multi {
-            HubRoute::MultiEvents
-        } else {
-            HubRoute::Events
         };
         let max = parts.shared.settings.max_subscriptions;
         let mut topics = Vec::new();
@@ -138,7 +148,7 @@ impl Delivery {
             if !warming.let_go && warming.topics.iter().all(|topic| self.hub.is_ready(topic)) {
                 warming.let_go = true;
                 warming.until = deadline;
-                ctx.proceed(conn, Route::EventStream(()));
+                ctx.proceed(conn, warming.opens_as.route().route().map(|_| ()));
             }
         }
     }
@@ -159,7 +169,7 @@ impl Delivery {
                 log::debug!(conn = conn.to_string().as_str(); "hub: a stream opens before its histories came");
                 warming.let_go = true;
                 warming.until = now + OPENING_WAIT;
-                ctx.proceed(conn, Route::EventStream(()));
+                ctx.proceed(conn, warming.opens_as.route().route().map(|_| ()));
             }
         }
         for conn in stale {
@@ -170,7 +180,7 @@ impl Delivery {
     /// What a request let go on opens as ([`tether_server::App::on_proceed`]),
     /// if it was held here.
     pub(crate) fn opens_as(&self, conn: ConnId) -> Option<HubRoute> {
-        (self.warming.get(&conn)).and_then(|w| w.let_go.then_some(w.opens_as))
+        (self.warming.get(&conn)).and_then(|w| w.let_go.then_some(w.opens_as.route()))
     }
 
     /// The request's topics let go of: its stream has opened (its own
@@ -202,11 +212,11 @@ impl Delivery {
     }
 }
 
-/// The topics an event stream request follows: its path's, or its list's
+/// The topics an event stream or WebSocket request follows: its path's, or its list's
 /// (the list's faults are refused when it opens).
 fn stream_topics(request: &Request<'_>, admission: &Admission, max: usize) -> Vec<Arc<str>> {
     match admission.route {
-        HubRoute::MultiEvents | HubRoute::Heads { multi: true } => listed(request, max)
+        HubRoute::MultiEvents | HubRoute::Heads(Opens::MultiEvents) => listed(request, max)
             .map(|listed| listed.topics.iter().map(|t| Arc::from(t.as_str())).collect())
             .unwrap_or_default(),
         _ => admission.topic().cloned().into_iter().collect(),
