@@ -190,23 +190,11 @@ pub(crate) fn start_with(
     auth: Option<HubAuth>,
     timeout: Duration,
 ) -> Hub {
-    start_tuned(hooks, decide, delay, busy, auth, timeout, |_| {})
+    start_on_loops(hooks, decide, delay, busy, auth, timeout, |_| {}, 2)
 }
 
-/// [`start_with`], the settings changed by `tune` first.
-pub(crate) fn start_tuned(
-    hooks: &[Hook],
-    decide: fn(&Question) -> Decision,
-    delay: Duration,
-    busy: bool,
-    auth: Option<HubAuth>,
-    timeout: Duration,
-    tune: impl FnOnce(&mut HubSettings),
-) -> Hub {
-    start_on_loops(hooks, decide, delay, busy, auth, timeout, tune, 2)
-}
-
-/// [`start_tuned`], on `loops` loops.
+/// [`start_with`], the settings changed by `tune` first, on `loops`
+/// loops.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn start_on_loops(
     hooks: &[Hook],

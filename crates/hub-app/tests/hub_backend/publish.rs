@@ -14,7 +14,7 @@ use tether_ws::Event;
 
 use common::{SseClient, WsClient, request};
 
-use crate::helpers::{Hub, both, next_text, publish, publish_decision, start, start_tuned, start_with};
+use crate::helpers::{Hub, both, next_text, publish, publish_decision, start, start_on_loops, start_with};
 use crate::support::jwt::{sign, unix_now};
 
 #[test]
@@ -190,7 +190,7 @@ fn an_http_publish_the_backend_has_not_decided_when_the_server_stops_is_a_503() 
 #[test]
 fn empty_publishes_held_for_the_backend_count_against_the_in_flight_bound() {
     // The backend answers after 3 s: every publish meanwhile is in flight.
-    let hub = start_tuned(
+    let hub = start_on_loops(
         &[Hook::Publish],
         publish_decision,
         Duration::from_secs(3),
@@ -198,6 +198,7 @@ fn empty_publishes_held_for_the_backend_count_against_the_in_flight_bound() {
         None,
         Duration::from_secs(10),
         |settings| settings.max_publish_in_flight = 4096,
+        2,
     );
     let mut socket = WsClient::connect_with(hub.server.addr, "/topics/vote.5/ws", "");
     // Empty messages carry no bytes, but each costs the hub a publish
