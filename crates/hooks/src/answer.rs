@@ -45,6 +45,8 @@ pub struct Allow {
     /// connection expires, in Unix seconds.
     pub exp: Option<u64>,
     /// Publish: the payload to publish in place of the one asked about.
+    /// Rpc: the call's result, as JSON text (`null` when the answer has
+    /// no `data`), any JSON value the backend sent.
     pub data: Option<String>,
 }
 
@@ -187,6 +189,9 @@ fn allow(kind: HookKind, object: &Map<String, Value>) -> Result<Allow, Unavailab
         }
         HookKind::Refresh => allow.exp = Some(exp(object)?.ok_or(Unavailable::Malformed)?),
         HookKind::Publish => allow.data = string(object, "data")?,
+        // Whatever the backend returns is the caller's: only its being
+        // JSON is checked (it was parsed as such).
+        HookKind::Rpc => allow.data = Some(object.get("data").unwrap_or(&Value::Null).to_string()),
         HookKind::Subscribe => {}
     }
     Ok(allow)
@@ -324,6 +329,26 @@ mod tests {
             parse(HookKind::Subscribe, r#"{"allow":true}"#),
             Ok(Decision::Allow(Allow::default()))
         );
+    }
+
+    #[test]
+    fn rpc_allow_carries_any_json_as_text() {
+        for (body, data) in [
+            (r#"{"allow":true,"data":{"items":[1,"a",null]}}"#, r#"{"items":[1,"a",null]}"#),
+            (r#"{"allow":true,"data":"ok"}"#, r#""ok""#),
+            (r#"{"allow":true}"#, "null"),
+        ] {
+            let Ok(Decision::Allow(allow)) = parse(HookKind::Rpc, body) else {
+                panic!("{body}: an allow")
+            };
+            assert_eq!(allow.data.as_deref(), Some(data), "{body}");
+        }
+        let Ok(Decision::Deny(deny)) = parse(HookKind::Rpc, r#"{"allow":false,"status":404,"reason":"no such method"}"#)
+        else {
+            panic!("a deny")
+        };
+        assert_eq!((deny.status, deny.reason.as_str()), (404, "no such method"));
+        assert_eq!(parse(HookKind::Rpc, r#"{"data":1}"#), Err(Unavailable::Malformed));
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub struct HookTarget {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    targets: [Option<HookTarget>; 4],
+    targets: [Option<HookTarget>; HookKind::ALL.len()],
     workers: usize,
     queue_bound: usize,
     max_body: usize,
@@ -53,7 +53,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            targets: [None, None, None, None],
+            targets: Default::default(),
             workers: DEFAULT_WORKERS,
             queue_bound: DEFAULT_QUEUE_BOUND,
             max_body: DEFAULT_MAX_BODY,

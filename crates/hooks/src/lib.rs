@@ -2,8 +2,9 @@
 //! hooks"): the hub asks the deployer's backend over HTTP who a connection
 //! is ([`HookKind::Connect`]), whether a subject may read a topic
 //! ([`HookKind::Subscribe`]), whether and what it may publish
-//! ([`HookKind::Publish`]), and for a later expiry
-//! ([`HookKind::Refresh`]). The JSON contract a backend implements is in
+//! ([`HookKind::Publish`]), for a later expiry
+//! ([`HookKind::Refresh`]), and what a client's call answers
+//! ([`HookKind::Rpc`]). The JSON contract a backend implements is in
 //! the crate's README.
 //!
 //! # Calling contract
@@ -76,6 +77,7 @@ pub use config::{
 pub use endpoint::Endpoint;
 pub use pool::{AskError, HookQueue, Hooks};
 pub use protocol::{
-    ConnectRequest, HookKind, HookRequest, PublishRequest, RefreshRequest, SubscribeRequest, Transport,
+    ConnectRequest, HookKind, HookRequest, PublishRequest, RefreshRequest, RpcRequest, SubscribeRequest,
+    Transport,
 };
 pub use stats::{LATENCY_BOUNDS_MS, Stats, UnavailableCounts};

@@ -15,7 +15,7 @@ pub(crate) const EVERY: Duration = Duration::from_secs(10);
 /// Each hook's last line and what went unsaid since.
 #[derive(Debug, Default)]
 pub(crate) struct Outages {
-    hooks: [Mutex<Said>; 4],
+    hooks: [Mutex<Said>; HookKind::ALL.len()],
 }
 
 #[derive(Debug, Default)]

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// The four decisions a backend can be asked for.
+/// The questions a backend can be asked: four decisions and the
+/// client's calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HookKind {
     /// Who is this connection: its subject, rights and expiry.
@@ -16,15 +17,19 @@ pub enum HookKind {
     Publish,
     /// A later expiry for a connection about to expire.
     Refresh,
+    /// A client's call (a method and its data): the answer is the
+    /// result, given to the caller alone.
+    Rpc,
 }
 
 impl HookKind {
-    /// All four, in order.
-    pub const ALL: [HookKind; 4] = [
+    /// All of them, in order.
+    pub const ALL: [HookKind; 5] = [
         HookKind::Connect,
         HookKind::Subscribe,
         HookKind::Publish,
         HookKind::Refresh,
+        HookKind::Rpc,
     ];
 
     /// The lower-case name (`connect`, ...), as configuration files say it.
@@ -34,6 +39,7 @@ impl HookKind {
             HookKind::Subscribe => "subscribe",
             HookKind::Publish => "publish",
             HookKind::Refresh => "refresh",
+            HookKind::Rpc => "rpc",
         }
     }
 
@@ -43,6 +49,7 @@ impl HookKind {
             HookKind::Subscribe => 1,
             HookKind::Publish => 2,
             HookKind::Refresh => 3,
+            HookKind::Rpc => 4,
         }
     }
 }
@@ -119,6 +126,21 @@ pub struct RefreshRequest {
     pub transport: Transport,
 }
 
+/// The body of an rpc hook: a client calls `method` with `data`; the
+/// answer's `data` goes back to that caller alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RpcRequest {
+    /// The caller's subject (JSON `null` for an anonymous one).
+    pub subject: Option<String>,
+    /// How the caller is connected (`websocket` for a multiplexed
+    /// socket's call, `http` for `POST /rpc`).
+    pub transport: Transport,
+    /// The method called: a name the asker bounded.
+    pub method: String,
+    /// The call's data, any JSON value (`null` when the call had none).
+    pub data: serde_json::Value,
+}
+
 /// One question for the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HookRequest {
@@ -130,6 +152,8 @@ pub enum HookRequest {
     Publish(PublishRequest),
     /// See [`RefreshRequest`].
     Refresh(RefreshRequest),
+    /// See [`RpcRequest`].
+    Rpc(RpcRequest),
 }
 
 /// A request with the `"id"` member every body carries.
@@ -148,6 +172,7 @@ impl HookRequest {
             HookRequest::Subscribe(_) => HookKind::Subscribe,
             HookRequest::Publish(_) => HookKind::Publish,
             HookRequest::Refresh(_) => HookKind::Refresh,
+            HookRequest::Rpc(_) => HookKind::Rpc,
         }
     }
 
@@ -159,6 +184,7 @@ impl HookRequest {
             HookRequest::Subscribe(r) => serde_json::to_vec(&WithId { id: &id, request: r }),
             HookRequest::Publish(r) => serde_json::to_vec(&WithId { id: &id, request: r }),
             HookRequest::Refresh(r) => serde_json::to_vec(&WithId { id: &id, request: r }),
+            HookRequest::Rpc(r) => serde_json::to_vec(&WithId { id: &id, request: r }),
         };
         // Strings, maps of strings and enums of unit variants always
         // serialize; an empty body would be answered Malformed anyway.
@@ -202,5 +228,16 @@ mod tests {
             r#"{"id":"4","subject":"u1","transport":"sse"}"#
         );
         assert_eq!(refresh.kind(), HookKind::Refresh);
+        let rpc = HookRequest::Rpc(RpcRequest {
+            subject: None,
+            transport: Transport::WebSocket,
+            method: "cart.add".into(),
+            data: serde_json::json!({"sku": 7}),
+        });
+        assert_eq!(
+            String::from_utf8(rpc.to_json(5)).unwrap(),
+            r#"{"id":"5","subject":null,"transport":"websocket","method":"cart.add","data":{"sku":7}}"#
+        );
+        assert_eq!(rpc.kind(), HookKind::Rpc);
     }
 }
