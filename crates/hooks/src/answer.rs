@@ -334,7 +334,10 @@ mod tests {
     #[test]
     fn rpc_allow_carries_any_json_as_text() {
         for (body, data) in [
-            (r#"{"allow":true,"data":{"items":[1,"a",null]}}"#, r#"{"items":[1,"a",null]}"#),
+            (
+                r#"{"allow":true,"data":{"items":[1,"a",null]}}"#,
+                r#"{"items":[1,"a",null]}"#,
+            ),
             (r#"{"allow":true,"data":"ok"}"#, r#""ok""#),
             (r#"{"allow":true}"#, "null"),
         ] {
@@ -343,8 +346,10 @@ mod tests {
             };
             assert_eq!(allow.data.as_deref(), Some(data), "{body}");
         }
-        let Ok(Decision::Deny(deny)) = parse(HookKind::Rpc, r#"{"allow":false,"status":404,"reason":"no such method"}"#)
-        else {
+        let Ok(Decision::Deny(deny)) = parse(
+            HookKind::Rpc,
+            r#"{"allow":false,"status":404,"reason":"no such method"}"#,
+        ) else {
             panic!("a deny")
         };
         assert_eq!((deny.status, deny.reason.as_str()), (404, "no such method"));

@@ -1,6 +1,7 @@
 //! Decisions the hub leaves to the application's backend: who a
 //! connection is (connect), whether it may subscribe to a topic
-//! (subscribe), and whether, and as what, a publish goes out (publish).
+//! (subscribe), whether, and as what, a publish goes out (publish), and
+//! what a client's call answers (rpc).
 //! The hub puts a
 //! [`Question`] to a [`Backend`] and never waits on its loop: the request
 //! is held ([`tether_server::Reply::Hold`]) until the answer comes back as
@@ -25,11 +26,19 @@ pub enum Hook {
     /// A later expiry for a connection the backend let in, about to
     /// expire.
     Refresh,
+    /// A client's call: its answer goes back to that caller alone.
+    Rpc,
 }
 
 impl Hook {
     /// Every kind, in a fixed order.
-    pub const ALL: [Hook; 4] = [Hook::Connect, Hook::Subscribe, Hook::Publish, Hook::Refresh];
+    pub const ALL: [Hook; 5] = [
+        Hook::Connect,
+        Hook::Subscribe,
+        Hook::Publish,
+        Hook::Refresh,
+        Hook::Rpc,
+    ];
 
     /// Its name, as in metrics and configuration.
     pub fn name(self) -> &'static str {
@@ -38,6 +47,7 @@ impl Hook {
             Hook::Subscribe => "subscribe",
             Hook::Publish => "publish",
             Hook::Refresh => "refresh",
+            Hook::Rpc => "rpc",
         }
     }
 }
@@ -92,6 +102,20 @@ pub enum Question {
         /// How it is connected.
         transport: &'static str,
     },
+    /// `subject` (over `transport`) calls `method` with `data`: an allow
+    /// carries the result, as JSON text, in [`tether_hub::Allowed::data`];
+    /// a refusal is the caller's error.
+    Rpc {
+        /// Who calls, if anyone is known.
+        subject: Option<String>,
+        /// How (`websocket`, or `http` for `POST /rpc`).
+        transport: &'static str,
+        /// The method's name (1 to 64 bytes of letters, digits and
+        /// `._-:/`).
+        method: String,
+        /// The call's data (JSON `null` when it had none).
+        data: serde_json::Value,
+    },
 }
 
 impl Question {
@@ -102,6 +126,7 @@ impl Question {
             Question::Subscribe { .. } => Hook::Subscribe,
             Question::Publish { .. } => Hook::Publish,
             Question::Refresh { .. } => Hook::Refresh,
+            Question::Rpc { .. } => Hook::Rpc,
         }
     }
 }

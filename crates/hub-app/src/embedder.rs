@@ -53,6 +53,7 @@ impl HubApp {
             cors: Cors::new(shared.settings.clone()),
             publishing: Publishing::default(),
             hooks: BackendHooks::new(index, stats),
+            calls: super::rpc::Calls::default(),
             api: ServerApi::default(),
             admin: Admin::default(),
             presence_answers: Vec::new(),

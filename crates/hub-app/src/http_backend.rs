@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tether_hooks::{
     Answer, ConnectRequest, HookKind, HookQueue, HookRequest, Hooks, PublishRequest, RefreshRequest,
-    SubscribeRequest, Transport,
+    RpcRequest, SubscribeRequest, Transport,
 };
 use tether_hub::{Allowed, Decision};
 
@@ -88,6 +88,7 @@ fn kind_of(hook: Hook) -> HookKind {
         Hook::Subscribe => HookKind::Subscribe,
         Hook::Publish => HookKind::Publish,
         Hook::Refresh => HookKind::Refresh,
+        Hook::Rpc => HookKind::Rpc,
     }
 }
 
@@ -141,6 +142,17 @@ fn request_of(question: Question) -> HookRequest {
         Question::Refresh { subject, transport } => HookRequest::Refresh(RefreshRequest {
             subject,
             transport: transport_of(transport),
+        }),
+        Question::Rpc {
+            subject,
+            transport,
+            method,
+            data,
+        } => HookRequest::Rpc(RpcRequest {
+            subject,
+            transport: transport_of(transport),
+            method,
+            data,
         }),
     }
 }

@@ -1,7 +1,9 @@
 //! A cursor over JSON text (RFC 8259) for the hub's small flat objects
 //! (a WebSocket publisher's envelope, a multiplexed socket's messages):
 //! strings with every escape checked, literals, no nesting (so no
-//! recursion), and an error that says what was wrong.
+//! recursion), and an error that says what was wrong. A value the hub
+//! passes on without reading (a call's data) is checked whole and
+//! taken as its text, its depth bounded and walked without recursion.
 
 pub(crate) struct Cursor<'a> {
     text: &'a str,
@@ -121,6 +123,101 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    /// Any JSON value, checked, as the text it is: nested at most
+    /// `max_depth` arrays and objects deep.
+    pub(crate) fn raw_value(&mut self, max_depth: usize) -> Result<&'a str, String> {
+        let start = self.pos;
+        // The containers open around the cursor: `true` for an object.
+        let mut open: Vec<bool> = Vec::new();
+        loop {
+            self.skip_space();
+            // A value.
+            match self.peek() {
+                Some(b'{' | b'[') => {
+                    let object = self.peek() == Some(b'{');
+                    self.pos += 1;
+                    if open.len() >= max_depth {
+                        return Err(format!("a value nested more than {max_depth} deep"));
+                    }
+                    open.push(object);
+                    self.skip_space();
+                    let close = if object { b'}' } else { b']' };
+                    if self.eat(close) {
+                        open.pop();
+                    } else {
+                        if object {
+                            self.member_name()?;
+                        }
+                        continue;
+                    }
+                }
+                Some(b'"') => drop(self.string()?),
+                Some(b'-' | b'0'..=b'9') => self.number()?,
+                _ if self.literal("true") || self.literal("false") || self.literal("null") => {}
+                _ => return Err("malformed JSON: a value expected".to_owned()),
+            }
+            // After a value: the next member or element, or the end of
+            // its containers.
+            loop {
+                let Some(&object) = open.last() else {
+                    return Ok(&self.text[start..self.pos]);
+                };
+                self.skip_space();
+                if self.eat(b',') {
+                    if object {
+                        self.skip_space();
+                        self.member_name()?;
+                    }
+                    break;
+                }
+                if self.eat(if object { b'}' } else { b']' }) {
+                    open.pop();
+                    continue;
+                }
+                return Err("malformed JSON: ',' or the container's end expected".to_owned());
+            }
+        }
+    }
+
+    /// A member's name and its colon, in an object being skipped.
+    fn member_name(&mut self) -> Result<(), String> {
+        self.string()?;
+        self.skip_space();
+        if self.eat(b':') {
+            Ok(())
+        } else {
+            Err("malformed JSON: ':' expected".to_owned())
+        }
+    }
+
+    /// A number, as RFC 8259 writes one.
+    fn number(&mut self) -> Result<(), String> {
+        let bad = || "malformed JSON: a bad number".to_owned();
+        self.eat(b'-');
+        if !self.eat(b'0') && self.digits() == 0 {
+            return Err(bad());
+        }
+        if self.eat(b'.') && self.digits() == 0 {
+            return Err(bad());
+        }
+        if self.eat(b'e') || self.eat(b'E') {
+            let _ = self.eat(b'+') || self.eat(b'-');
+            if self.digits() == 0 {
+                return Err(bad());
+            }
+        }
+        Ok(())
+    }
+
+    /// Decimal digits taken: how many.
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
     fn hex4(&mut self) -> Result<u32, String> {
         let digits = self
             .bytes
@@ -181,4 +278,62 @@ pub(crate) fn flat_object<V>(
         return Err("malformed JSON: text after the object".to_owned());
     }
     Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Result<&str, String> {
+        let mut p = Cursor::new(text);
+        p.raw_value(4)
+    }
+
+    #[test]
+    fn a_raw_value_is_checked_whole_and_taken_as_its_text() {
+        for good in [
+            "0",
+            "-1.5e+3",
+            "\"a\\u00e9\"",
+            "null",
+            "[]",
+            "{}",
+            "[1, {\"a\" : [true, false, null]}, \"x\"]",
+            "{\"a\":{\"b\":{\"c\":[]}}}",
+        ] {
+            assert_eq!(raw(good), Ok(good), "{good}");
+        }
+        // What follows the value is the caller's (a leading zero ends a
+        // number: the caller finds the rest is not its `,` or `}`).
+        assert_eq!(raw("[1,2] , \"next\""), Ok("[1,2]"));
+        assert_eq!(raw("01"), Ok("0"));
+        for bad in [
+            "",
+            "-",
+            "1.",
+            "1e",
+            "[1,]",
+            "[1 2]",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{a:1}",
+            "[",
+            "{\"a\":1",
+            "nul",
+            "\"\\x\"",
+            "[[[[[1]]]]]",
+            "'a'",
+        ] {
+            assert!(raw(bad).is_err(), "{bad:?} taken");
+        }
+    }
+
+    #[test]
+    fn a_raw_value_one_byte_short_is_never_taken() {
+        let whole = "{\"a\":[1,\"b\",{\"c\":null}],\"d\":-2.5e3}";
+        for cut in 0..whole.len() {
+            assert!(raw(&whole[..cut]).is_err(), "{:?} taken", &whole[..cut]);
+        }
+        assert_eq!(raw(whole), Ok(whole));
+    }
 }

@@ -43,8 +43,8 @@ pub(super) struct Latencies {
     /// From a publish's arrival to its outcome from the broker.
     pub(super) publish: Histogram,
     /// The backend's answer time, by hook (connect, subscribe,
-    /// publish, refresh).
-    hooks: [Histogram; 4],
+    /// publish, refresh, rpc).
+    hooks: [Histogram; Hook::ALL.len()],
     /// From an event's publish to its arrival on this loop, for brokers
     /// whose ids tell the publish time.
     pub(super) delivery_lag: Histogram,
@@ -63,12 +63,13 @@ impl Default for Latencies {
 impl Latencies {
     /// The histogram of `hook`'s answer times.
     pub(super) fn hook(&self, hook: Hook) -> &Histogram {
-        let [connect, subscribe, publish, refresh] = &self.hooks;
+        let [connect, subscribe, publish, refresh, rpc] = &self.hooks;
         match hook {
             Hook::Connect => connect,
             Hook::Subscribe => subscribe,
             Hook::Publish => publish,
             Hook::Refresh => refresh,
+            Hook::Rpc => rpc,
         }
     }
 }

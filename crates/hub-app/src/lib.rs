@@ -64,6 +64,7 @@ mod readiness;
 mod replies;
 mod router;
 mod routes;
+mod rpc;
 mod settings;
 mod shared;
 mod subscribers;
@@ -102,6 +103,7 @@ use self::readiness::BusReadiness;
 use self::replies::shutting_down;
 use self::router::Routing;
 use self::routes::HubRoute;
+use self::rpc::Calls;
 pub use self::settings::HubSettings;
 pub use self::shared::{HubShared, RevocationListFull};
 use tether_server::{
@@ -173,6 +175,8 @@ pub struct HubApp {
     /// Requests and publishes held for the application's backend to
     /// decide.
     hooks: BackendHooks,
+    /// Clients' calls out to the backend's rpc hook.
+    calls: Calls,
     /// Server API requests waiting for their items or for every loop.
     api: ServerApi,
     /// The admin page's sessions and streams.
@@ -386,7 +390,7 @@ impl App for HubApp {
         message: MessageRef<'_>,
     ) {
         self.shared.catch_up(&mut self.settings_seen);
-        (self.publishing).ws_message(
+        let call = (self.publishing).ws_message(
             ctx,
             &mut parts!(self),
             &mut self.delivery,
@@ -394,6 +398,11 @@ impl App for HubApp {
             conn,
             message,
         );
+        if let Some(call) = call {
+            let subject = self.delivery.subscribers.get(conn).and_then(|s| s.subject());
+            let subject = subject.map(str::to_owned);
+            (self.calls).call(ctx, &parts!(self), &mut self.hooks, conn, subject, call);
+        }
     }
 
     fn on_close(
@@ -406,6 +415,7 @@ impl App for HubApp {
         self.cors.forget(conn);
         // A question about the subject its token named, still out.
         self.hooks.forget(conn);
+        self.calls.forget(conn);
         (self.delivery).leave(ctx, &mut parts!(self), conn, &reason);
     }
 
@@ -539,6 +549,7 @@ impl App for HubApp {
         (self.delivery).end_revoked(ctx, &mut parts!(self), now);
         self.delivery.time_out_awaiting(ctx, &self.stats);
         self.hooks.tick(ctx.now());
+        (self.calls).tick(ctx, &parts!(self), ctx.now());
         self.publishing.tick(&mut parts!(self), ctx.now());
         self.delivery.tick(ctx, &mut parts!(self));
         self.broker.tick(&mut LoopContext { ctx });
@@ -745,7 +756,9 @@ impl App for HubApp {
                 None
             }
             HubMessage::Control(ControlMessage::Decided { token, decision }) => {
-                if self.publishing.asked(&mut parts!(self), token) {
+                if self.calls.is_call(token) {
+                    (self.calls).decided(ctx, &parts!(self), token, decision);
+                } else if self.publishing.asked(&mut parts!(self), token) {
                     (self.publishing).publish_decided(
                         ctx,
                         &mut parts!(self),

@@ -66,7 +66,7 @@ impl Bucket {
     }
 
     /// Whether it is full again at `now` (it can be forgotten).
-    fn is_full(&mut self, rate: PublishRate, now: Instant) -> bool {
+    pub(super) fn is_full(&mut self, rate: PublishRate, now: Instant) -> bool {
         self.refill(rate, now);
         self.tokens >= rate.burst
     }

@@ -147,6 +147,17 @@ pub struct HubSettings {
     /// socket and its other subscriptions go on. 50 by default (at least
     /// 1).
     pub max_subscribe_rate: u32,
+    /// The most calls (`{"type":"rpc",...}`) one multiplexed socket has
+    /// waiting for the backend's rpc hook at once; one more is answered
+    /// `rpc-error` with code 429 and not asked. 16 by default (at least
+    /// 1).
+    pub max_rpc_in_flight: usize,
+    /// How fast each multiplexed socket, and each credential subject over
+    /// all its connections and `POST /rpc` requests, may call the rpc
+    /// hook: one over it is answered with code 429 (and `Retry-After`
+    /// over HTTP), not asked. `None`: no limit. 10 a second in bursts of
+    /// 20 by default.
+    pub rpc_rate: Option<PublishRate>,
     /// The program's version and the commit it was built from, shown on
     /// `/metrics` as `tether_build_info{version="…",commit="…"} 1`;
     /// `None` (the default): no such line.
@@ -179,6 +190,8 @@ impl Default for HubSettings {
             max_connections_per_subject: None,
             max_subscriptions: 128,
             max_subscribe_rate: 50,
+            max_rpc_in_flight: 16,
+            rpc_rate: Some(PublishRate::new(10.0, 20.0)),
             build_info: None,
         }
     }
@@ -216,6 +229,8 @@ impl fmt::Debug for HubSettings {
             .field("max_connections_per_subject", &self.max_connections_per_subject)
             .field("max_subscriptions", &self.max_subscriptions)
             .field("max_subscribe_rate", &self.max_subscribe_rate)
+            .field("max_rpc_in_flight", &self.max_rpc_in_flight)
+            .field("rpc_rate", &self.rpc_rate)
             .field("build_info", &self.build_info)
             .finish()
     }

@@ -41,7 +41,8 @@ pub struct Allowed {
     pub publish: Vec<String>,
     /// Until when (Unix seconds) it is good (connect).
     pub expires_at: Option<u64>,
-    /// The data to publish in place of the data asked about (publish).
+    /// The data to publish in place of the data asked about (publish);
+    /// the call's result, as JSON text (rpc).
     pub data: Option<String>,
 }
 

@@ -35,6 +35,13 @@ pub(crate) struct HookArgs {
     /// or no answer lets it expire when it was to.
     #[arg(long, value_name = "URL")]
     pub(crate) hook_refresh: Option<String>,
+    /// Ask this URL what a client's call answers: a multiplexed
+    /// WebSocket's {"type":"rpc","method":...,"data":...}, or POST /rpc.
+    /// The answer's data goes back to that caller alone; a refusal, or no
+    /// answer in time, is that call's error (never a close). Without it,
+    /// every call is answered an error (code 501).
+    #[arg(long, value_name = "URL")]
+    pub(crate) hook_rpc: Option<String>,
     /// Seconds the backend has to answer (queueing included), 0.001 to 60.
     #[arg(long, value_name = "SECONDS", value_parser = seconds_between(0.001, 60.0), default_value_t = 1.0)]
     pub(crate) hook_timeout: f64,
@@ -103,6 +110,7 @@ impl HookArgs {
             (tether_hooks::HookKind::Subscribe, &self.hook_subscribe),
             (tether_hooks::HookKind::Publish, &self.hook_publish),
             (tether_hooks::HookKind::Refresh, &self.hook_refresh),
+            (tether_hooks::HookKind::Rpc, &self.hook_rpc),
         ] {
             if let Some(url) = url {
                 any = true;

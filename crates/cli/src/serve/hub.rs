@@ -126,6 +126,21 @@ pub(crate) struct HubArgs {
     /// acted on, the socket left open.
     #[arg(long, value_name = "N", default_value_t = 50, value_parser = whole::<u32>(1, 1_000_000))]
     pub(crate) max_subscribe_rate: u32,
+    /// Calls ({"type":"rpc"} on GET /ws) one multiplexed WebSocket may
+    /// have waiting for the --hook-rpc backend at once; one more is
+    /// answered with an rpc-error (code 429) and not asked.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = whole::<usize>(1, 65_535))]
+    pub(crate) max_rpc_in_flight: usize,
+    /// Calls to the --hook-rpc backend each multiplexed WebSocket, and
+    /// each subject over all its connections, may make a second on
+    /// average; one over it is answered with an rpc-error (code 429) and
+    /// not asked. 0: no limit.
+    #[arg(long, value_name = "CALLS", default_value_t = 10.0, value_parser = parse_rpc_rate)]
+    pub(crate) rpc_rate: f64,
+    /// Calls an --rpc-rate allows at once (default: twice the rate, at
+    /// least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) rpc_burst: Option<u32>,
     /// What a topic in no --namespace gets: the options above (default),
     /// or refused (404).
     #[arg(long, value_enum, value_name = "WHAT", default_value = "default")]
@@ -158,6 +173,14 @@ fn parse_rate(text: &str) -> Result<f64, String> {
         .ok()
         .filter(|r| r.is_finite() && *r > 0.0 && *r <= 1e6)
         .ok_or_else(|| "expected events per second, more than 0 and at most 1000000".to_owned())
+}
+
+/// `--rpc-rate`: calls per second, 0 (no limit) to a million.
+fn parse_rpc_rate(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r >= 0.0 && *r <= 1e6)
+        .ok_or_else(|| "expected calls per second, 0 (no limit) to 1000000".to_owned())
 }
 
 /// `--unknown-namespace`.
@@ -211,6 +234,13 @@ impl HubArgs {
         settings.max_tickets_per_subject = self.max_tickets_per_subject;
         settings.max_subscriptions = self.max_subscriptions;
         settings.max_subscribe_rate = self.max_subscribe_rate;
+        settings.max_rpc_in_flight = self.max_rpc_in_flight;
+        settings.rpc_rate = (self.rpc_rate > 0.0).then(|| {
+            let burst = self
+                .rpc_burst
+                .map_or((2.0 * self.rpc_rate).ceil().max(1.0), f64::from);
+            PublishRate::new(self.rpc_rate, burst)
+        });
         Ok((settings, source))
     }
 }

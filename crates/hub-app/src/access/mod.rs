@@ -44,6 +44,8 @@ pub(super) struct Access {
     clock: Clock,
     /// The publish rate of each subject publishing lately.
     rates: Arc<Mutex<SubjectBuckets>>,
+    /// The subjects' buckets for calls to the rpc hook.
+    rpc_rates: Arc<Mutex<SubjectBuckets>>,
     /// Each subject's open connections.
     pub(super) connections: SubjectConnections,
     /// Tokens revoked.
@@ -122,6 +124,7 @@ impl Access {
             holders: Arc::default(),
             clock: Clock::new(),
             rates: Arc::default(),
+            rpc_rates: Arc::default(),
             connections: SubjectConnections::default(),
             revocations: Revocations::default(),
             #[cfg(test)]
@@ -167,6 +170,23 @@ impl Access {
             return Ok(());
         };
         self.rates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(subject, rate, now)
+    }
+
+    /// Takes one of `subject`'s calls to the rpc hook at `now`, under
+    /// [`HubSettings::rpc_rate`]; else how long until it may call. A
+    /// caller without a subject is limited by its connection alone.
+    pub(super) fn rpc_rate_limit(
+        &self,
+        subject: Option<&str>,
+        now: Instant,
+    ) -> Result<(), std::time::Duration> {
+        let (Some(rate), Some(subject)) = (self.settings.rpc_rate, subject) else {
+            return Ok(());
+        };
+        self.rpc_rates
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take(subject, rate, now)

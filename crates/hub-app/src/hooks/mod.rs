@@ -662,6 +662,19 @@ impl BackendHooks {
         unavailable()
     }
 
+    /// Puts the rpc hook's `question` to the backend: the token its
+    /// decision will name (the calls concern keeps the caller under it),
+    /// or `Err` if it could not be asked (counted).
+    pub(super) fn ask_rpc(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &LoopParts<'_>,
+        question: Question,
+    ) -> Result<u64, Busy> {
+        self.put_question(ctx, &parts.shared.settings, question)
+            .inspect_err(|_| parts.stats.decided(Hook::Rpc, Outcome::Unavailable))
+    }
+
     /// Puts the publish hook's `question` to the backend: the token its
     /// decision will name (the publishing concern holds the publish
     /// under it), or `Err` if it could not be asked.

@@ -1,11 +1,21 @@
 //! What a multiplexed socket's client sends: one JSON object a text
-//! message, `{"type":"subscribe"|"unsubscribe"|"publish"|"auth",...}`.
+//! message, `{"type":"subscribe"|"unsubscribe"|"publish"|"auth"|"rpc",...}`.
 //! A member not of its type, a member twice, a value of the wrong type,
 //! text that is not one flat JSON object: each is refused with what was
 //! wrong, and the topic when the message named one (so that the answer
 //! can say which subscription it was about).
 
 use crate::json_text::flat_object;
+
+/// The largest call id a client may use: the largest integer a
+/// JavaScript number holds exactly.
+pub(crate) const MAX_CALL_ID: u64 = (1 << 53) - 1;
+
+/// The longest method name, in bytes.
+pub(crate) const MAX_METHOD_LEN: usize = 64;
+
+/// How deep a call's data may nest arrays and objects.
+pub(crate) const MAX_DATA_DEPTH: usize = 32;
 
 /// One message of a multiplexed socket's client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +38,13 @@ pub(crate) enum ClientMessage {
     },
     /// `{"type":"auth","token":"…"}`.
     Auth { token: String },
+    /// `{"type":"rpc","id":N,"method":"M","data":…}`: `data` any JSON
+    /// value, kept as its text (`None` when left out).
+    Rpc {
+        id: u64,
+        method: String,
+        data: Option<String>,
+    },
 }
 
 impl ClientMessage {
@@ -70,6 +87,12 @@ impl ClientMessage {
                 members.push(("type", text("auth")));
                 members.push(("token", text(token)));
             }
+            ClientMessage::Rpc { id, method, data } => {
+                members.push(("type", text("rpc")));
+                members.push(("id", Some(id.to_string())));
+                members.push(("method", text(method)));
+                members.push(("data", data.clone()));
+            }
         }
         let members: Vec<String> = members
             .into_iter()
@@ -79,37 +102,57 @@ impl ClientMessage {
     }
 }
 
-/// Why a message was refused, and the topic it named, if it named one.
+/// Why a message was refused, and the topic it named, if it named one;
+/// for a call whose id could be read, that id (its caller is answered
+/// by it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Malformed {
     pub(crate) topic: Option<String>,
+    pub(crate) call: Option<u64>,
     pub(crate) error: String,
 }
 
 /// A member's value: these messages hold strings and, for `presence`, a
-/// boolean.
+/// boolean; a call's id and data are any other JSON, kept as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Value {
     Text(String),
     Flag(bool),
+    Raw(String),
 }
 
-/// The members of a flat JSON object whose values are strings or
-/// booleans, in order.
+/// The members of a flat JSON object, in order: strings and booleans
+/// read, any other value checked and kept as its text.
 fn members(text: &str) -> Result<Vec<(String, Value)>, String> {
     flat_object(
         text,
         "a message is a JSON object, such as {\"type\":\"subscribe\",\"topic\":\"T\"}",
-        |p, name| match p.peek() {
+        |p, _| match p.peek() {
             Some(b'"') => Ok(Value::Text(p.string()?)),
             _ if p.literal("true") => Ok(Value::Flag(true)),
             _ if p.literal("false") => Ok(Value::Flag(false)),
-            _ => Err(format!(
-                "{} must be a string or a boolean",
-                tether_hub::json_string(name)
-            )),
+            _ => Ok(Value::Raw(p.raw_value(MAX_DATA_DEPTH)?.to_owned())),
         },
     )
+}
+
+/// A call's id: a whole number from 0 to [`MAX_CALL_ID`], written plain.
+fn call_id(value: &Value) -> Option<u64> {
+    match value {
+        Value::Raw(text) if text.bytes().all(|b| b.is_ascii_digit()) => {
+            text.parse().ok().filter(|&id| id <= MAX_CALL_ID)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `method` is a method's name: 1 to [`MAX_METHOD_LEN`] bytes of
+/// letters, digits and `.` `_` `-` `:` `/`.
+pub(crate) fn is_method(method: &str) -> bool {
+    (1..=MAX_METHOD_LEN).contains(&method.len())
+        && method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b))
 }
 
 /// The members each type takes, beside `type`.
@@ -119,13 +162,18 @@ fn allowed(kind: &str) -> Option<&'static [&'static str]> {
         "unsubscribe" => &["topic"],
         "publish" => &["topic", "data", "event", "id"],
         "auth" => &["token"],
+        "rpc" => &["id", "method", "data"],
         _ => return None,
     })
 }
 
 /// Reads one message.
 pub(crate) fn parse(text: &str) -> Result<ClientMessage, Malformed> {
-    let members = members(text).map_err(|error| Malformed { topic: None, error })?;
+    let members = members(text).map_err(|error| Malformed {
+        topic: None,
+        call: None,
+        error,
+    })?;
     // The topic, if it names one as a string, for the refusal's answer.
     let topic = members
         .iter()
@@ -133,8 +181,18 @@ pub(crate) fn parse(text: &str) -> Result<ClientMessage, Malformed> {
             ("topic", Value::Text(topic)) => Some(topic.clone()),
             _ => None,
         });
+    let call = members
+        .iter()
+        .find(|(name, _)| name == "id")
+        .and_then(|(_, value)| call_id(value))
+        .filter(|_| {
+            members
+                .iter()
+                .any(|(n, v)| n == "type" && *v == Value::Text("rpc".to_owned()))
+        });
     let refuse = |error: String| Malformed {
         topic: topic.clone(),
+        call,
         error,
     };
     let kind = match members.iter().find(|(name, _)| name == "type") {
@@ -142,13 +200,13 @@ pub(crate) fn parse(text: &str) -> Result<ClientMessage, Malformed> {
         Some(_) => return Err(refuse("\"type\" must be a string".to_owned())),
         None => {
             return Err(refuse(
-                "the message has no \"type\" (subscribe, unsubscribe, publish, auth)".to_owned(),
+                "the message has no \"type\" (subscribe, unsubscribe, publish, auth, rpc)".to_owned(),
             ));
         }
     };
     let Some(allowed) = allowed(kind) else {
         return Err(refuse(format!(
-            "unknown type {} (subscribe, unsubscribe, publish, auth)",
+            "unknown type {} (subscribe, unsubscribe, publish, auth, rpc)",
             tether_hub::json_string(kind)
         )));
     };
@@ -210,6 +268,29 @@ pub(crate) fn parse(text: &str) -> Result<ClientMessage, Malformed> {
             event: text("event")?,
             key: text("id")?,
         },
+        "rpc" => {
+            let id = match members.iter().find(|(n, _)| n == "id") {
+                None => return Err(refuse("an rpc message needs \"id\"".to_owned())),
+                Some((_, value)) => call_id(value).ok_or_else(|| {
+                    refuse(format!("\"id\" must be a whole number from 0 to {MAX_CALL_ID}"))
+                })?,
+            };
+            let method = required("method")?;
+            if !is_method(&method) {
+                return Err(refuse(format!(
+                    "\"method\" must be 1 to {MAX_METHOD_LEN} letters, digits or ._-:/"
+                )));
+            }
+            let data = members
+                .iter()
+                .find(|(n, _)| n == "data")
+                .map(|(_, value)| match value {
+                    Value::Text(text) => tether_hub::json_string(text),
+                    Value::Flag(flag) => flag.to_string(),
+                    Value::Raw(raw) => raw.clone(),
+                });
+            ClientMessage::Rpc { id, method, data }
+        }
         _ => ClientMessage::Auth {
             token: required("token")?,
         },
@@ -295,7 +376,88 @@ mod tests {
         let e = error(r#"{"topic":"a"}"#);
         assert!(e.error.contains("no \"type\""), "{}", e.error);
         let e = error(r#"{"type":"subscribe","topic":"a","presence":1}"#);
-        assert!(e.error.contains("string or a boolean"), "{}", e.error);
+        assert!(
+            e.error.contains("\"presence\" must be true or false"),
+            "{}",
+            e.error
+        );
+        let e = error(r#"{"type":"subscribe","topic":{"a":1}}"#);
+        assert!(e.error.contains("\"topic\" must be a string"), "{}", e.error);
+        let e = error(r#"{"type":"subscribe","topic":"a","since":[}"#);
+        assert!(e.error.contains("malformed JSON"), "{}", e.error);
+    }
+
+    #[test]
+    fn a_call_reads_its_id_method_and_data_and_a_bad_one_names_its_id() {
+        assert_eq!(
+            parse(r#"{"type":"rpc","id":7,"method":"cart.add","data":{"sku":[1, 2]}}"#),
+            Ok(ClientMessage::Rpc {
+                id: 7,
+                method: "cart.add".to_owned(),
+                data: Some(r#"{"sku":[1, 2]}"#.to_owned()),
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"rpc","id":0,"method":"ping"}"#),
+            Ok(ClientMessage::Rpc {
+                id: 0,
+                method: "ping".to_owned(),
+                data: None,
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"rpc","id":9007199254740991,"method":"m","data":"x\u0041"}"#),
+            Ok(ClientMessage::Rpc {
+                id: MAX_CALL_ID,
+                method: "m".to_owned(),
+                data: Some(r#""xA""#.to_owned()),
+            })
+        );
+        for bad_id in ["9007199254740992", "-1", "1.5", "1e3", "\"7\"", "null"] {
+            let e = error(&format!(r#"{{"type":"rpc","id":{bad_id},"method":"m"}}"#));
+            assert_eq!(e.call, None, "{bad_id}");
+            assert!(e.error.contains("\"id\""), "{bad_id}: {}", e.error);
+        }
+        let long = "m".repeat(MAX_METHOD_LEN + 1);
+        for bad_method in ["", "a b", "é", long.as_str()] {
+            let e = error(&format!(r#"{{"type":"rpc","id":3,"method":"{bad_method}"}}"#));
+            assert_eq!(e.call, Some(3), "{bad_method}");
+            assert!(e.error.contains("\"method\""), "{}", e.error);
+        }
+        let e = error(r#"{"type":"rpc","id":4,"method":"m","topic":"t"}"#);
+        assert_eq!(e.call, Some(4));
+        assert!(e.error.contains("unknown member \"topic\""), "{}", e.error);
+        let deep = format!(
+            r#"{{"type":"rpc","id":5,"method":"m","data":{}1{}}}"#,
+            "[".repeat(33),
+            "]".repeat(33)
+        );
+        assert!(error(&deep).error.contains("nested"));
+        // An id on another type is not a call's.
+        assert_eq!(error(r#"{"type":"publish","topic":"a","id":3}"#).call, None);
+    }
+
+    /// A call's data as a client writes it.
+    fn data() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<String>().prop_map(|s| tether_hub::json_string(&s)),
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("-0.5e-7".to_owned()),
+        ];
+        leaf.prop_recursive(4, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
+                proptest::collection::vec((any::<String>(), inner), 0..4).prop_map(|v| {
+                    let members: Vec<String> = v
+                        .into_iter()
+                        .map(|(k, v)| format!("{} : {v}", tether_hub::json_string(&k)))
+                        .collect();
+                    format!("{{ {} }}", members.join(", "))
+                }),
+            ]
+        })
     }
 
     fn message() -> impl Strategy<Value = ClientMessage> {
@@ -320,6 +482,8 @@ mod tests {
                 }
             }),
             text().prop_map(|token| ClientMessage::Auth { token }),
+            (0..=MAX_CALL_ID, "[a-z._:/-]{1,64}", proptest::option::of(data()))
+                .prop_map(|(id, method, data)| { ClientMessage::Rpc { id, method, data } }),
         ]
     }
 

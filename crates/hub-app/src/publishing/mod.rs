@@ -23,6 +23,7 @@ use super::hooks::{BackendHooks, refused, unavailable};
 use super::loop_parts::LoopParts;
 use super::metrics::{Outcome, add};
 use super::rate;
+use super::rpc::Call;
 
 pub(super) use self::publish::Pending;
 use super::replies::{close_reason, error_response, rate_limited};
@@ -214,7 +215,8 @@ impl Publishing {
 
     /// A message from a WebSocket: its token first, if it has to
     /// authenticate; another token; else a publish (an envelope, or the
-    /// message itself on a raw socket).
+    /// message itself on a raw socket). A multiplexed socket's call is
+    /// returned, for the calls concern.
     pub(super) fn ws_message(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
@@ -223,9 +225,10 @@ impl Publishing {
         hooks: &mut BackendHooks,
         conn: ConnId,
         message: MessageRef<'_>,
-    ) {
+    ) -> Option<Call> {
         if delivery.awaits_token(conn) {
-            return delivery.first_message(ctx, parts, hooks, conn, message);
+            delivery.first_message(ctx, parts, hooks, conn, message);
+            return None;
         }
         if delivery.is_multiplexed(conn) {
             return self.multiplexed_message(ctx, parts, delivery, hooks, conn, message);
@@ -237,11 +240,10 @@ impl Publishing {
             && settings.auth.is_some()
             && let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token)
         {
-            return delivery.refresh(ctx, parts, hooks, conn, &token);
+            delivery.refresh(ctx, parts, hooks, conn, &token);
+            return None;
         }
-        let Some(subscriber) = delivery.subscribers.get_mut(conn) else {
-            return;
-        };
+        let subscriber = delivery.subscribers.get_mut(conn)?;
         let limited =
             subscriber.may_publish && message.as_text().is_some() && over_rate(parts, subscriber, ctx.now());
         let published = if limited {
@@ -251,6 +253,7 @@ impl Publishing {
         };
         let answered = Answered { raw, topic: None };
         self.publish_from_socket(ctx, parts, delivery, hooks, conn, published, answered);
+        None
     }
 
     /// A WebSocket publisher's publish, read (or refused as it was read):

@@ -16,6 +16,8 @@ use crate::hooks::BackendHooks;
 use crate::loop_parts::LoopParts;
 use crate::multiplex::message::{ClientMessage, Malformed, parse};
 use crate::multiplex::{SubscribedBy, answer};
+use crate::rpc::Call;
+use crate::rpc::answer::Outcome;
 use crate::settings::HubSettings;
 
 /// The longest message a multiplexed socket is answered for beyond a
@@ -52,7 +54,8 @@ impl Publishing {
     /// A message from a multiplexed socket: each is answered, and none
     /// closes the socket but for the connection's own reasons (a token
     /// revoked, a publisher over its rate or allowance, as on a
-    /// per-topic socket).
+    /// per-topic socket). A call read whole is returned, for the calls
+    /// concern to put to the backend.
     pub(super) fn multiplexed_message(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
@@ -61,14 +64,15 @@ impl Publishing {
         hooks: &mut BackendHooks,
         conn: ConnId,
         message: MessageRef<'_>,
-    ) {
+    ) -> Option<Call> {
         let Some(text) = message.as_text() else {
             let error = error_json(
                 None,
                 "a multiplexed socket takes text messages, each a JSON object",
                 None,
             );
-            return ctx.send(conn, &Message::text(error));
+            ctx.send(conn, &Message::text(error));
+            return None;
         };
         // A publish's data may be escaped six bytes a byte in JSON.
         let longest = (parts.shared.settings.hub.max_event_size)
@@ -76,7 +80,8 @@ impl Publishing {
             .saturating_add(MESSAGE_OVERHEAD);
         if text.len() > longest {
             let error = error_json(None, &format!("a message is at most {longest} bytes"), None);
-            return ctx.send(conn, &Message::text(error));
+            ctx.send(conn, &Message::text(error));
+            return None;
         }
         let parsed = parse(text);
         let churn = match &parsed {
@@ -88,12 +93,19 @@ impl Publishing {
             && !delivery.take_churn(conn, &parts.shared.settings, ctx.now())
         {
             let answer = too_fast(topic, subscribe, &parts.shared.settings);
-            return ctx.send(conn, &Message::text(answer));
+            ctx.send(conn, &Message::text(answer));
+            return None;
         }
         match parsed {
-            Err(Malformed { topic, error }) => {
+            Err(Malformed {
+                call: Some(id),
+                error,
+                ..
+            }) => ctx.send(conn, &Message::text(Outcome::error(400, error).message(id))),
+            Err(Malformed { topic, error, .. }) => {
                 ctx.send(conn, &Message::text(error_json(topic.as_deref(), &error, None)));
             }
+            Ok(ClientMessage::Rpc { id, method, data }) => return Some(Call { id, method, data }),
             Ok(ClientMessage::Subscribe {
                 topic,
                 since,
@@ -129,6 +141,7 @@ impl Publishing {
                 self.publish_multiplexed(ctx, parts, delivery, hooks, conn, sent);
             }
         }
+        None
     }
 
     /// A publish from a multiplexed socket, to the topic it names.

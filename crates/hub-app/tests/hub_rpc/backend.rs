@@ -1,0 +1,148 @@
+//! The application's backend for these tests: a plain HTTP/1.1 server
+//! on a free port that answers the rpc hook by the method called, and
+//! the connect hook by nobody (every connection here has a token).
+//!
+//! | method | answer |
+//! | --- | --- |
+//! | `whoami` | the caller's subject, transport and data |
+//! | `refuse` | a refusal, 404 `no such method` |
+//! | `garbage` | a 200 that is not JSON |
+//! | `slow` | nothing until after the hook's timeout |
+//! | `held` | `"released"`, once the test releases the gate |
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// How long `slow` takes: past any timeout these tests configure.
+const SLOW: Duration = Duration::from_secs(3);
+
+/// A gate the `held` calls wait at until the test opens it.
+#[derive(Default)]
+pub(crate) struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+    /// Calls waiting at it now.
+    waiting: Mutex<usize>,
+    waited: Condvar,
+}
+
+impl Gate {
+    pub(crate) fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    /// Waits until `n` calls wait at the gate.
+    pub(crate) fn until_waiting(&self, n: usize) {
+        let mut waiting = self.waiting.lock().unwrap();
+        while *waiting < n {
+            waiting = self.waited.wait(waiting).unwrap();
+        }
+    }
+
+    fn pass(&self) {
+        {
+            *self.waiting.lock().unwrap() += 1;
+            self.waited.notify_all();
+        }
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+    }
+}
+
+pub(crate) struct AppBackend {
+    pub(crate) port: u16,
+    pub(crate) gate: Arc<Gate>,
+}
+
+impl AppBackend {
+    /// Listens on a free port of 127.0.0.1; its threads end with the
+    /// test process.
+    pub(crate) fn start() -> AppBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let gate = Arc::new(Gate::default());
+        let shared = gate.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let gate = shared.clone();
+                thread::spawn(move || serve(stream, &gate));
+            }
+        });
+        AppBackend { port, gate }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+/// Answers the requests of one keep-alive connection.
+fn serve(stream: TcpStream, gate: &Gate) {
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut length = 0;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let field = line.trim_end();
+            if field.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = field.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let question: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let answer = answer(&question, gate);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            answer.len()
+        );
+        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn answer(question: &Value, gate: &Gate) -> String {
+    match question["method"].as_str() {
+        Some("whoami") => json!({
+            "allow": true,
+            "data": {
+                "subject": question["subject"],
+                "transport": question["transport"],
+                "data": question["data"],
+            }
+        })
+        .to_string(),
+        Some("refuse") => json!({"allow": false, "status": 404, "reason": "no such method"}).to_string(),
+        Some("garbage") => "this is not JSON".to_owned(),
+        Some("slow") => {
+            thread::sleep(SLOW);
+            json!({"allow": true}).to_string()
+        }
+        Some("held") => {
+            gate.pass();
+            json!({"allow": true, "data": "released"}).to_string()
+        }
+        _ => json!({"allow": false, "status": 401, "reason": "not a call"}).to_string(),
+    }
+}
