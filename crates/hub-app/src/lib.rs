@@ -290,6 +290,10 @@ impl HubApp {
                 Reply::Now(access.issue_ticket(&self.stats, request, credential, body))
             }
             HubRoute::Refused(refusal) => Reply::Now(refusal.response()),
+            HubRoute::Rpc => {
+                let subject = admission.publisher_subject(&self.shared.access, request);
+                (self.calls).request(ctx, &parts!(self), &mut self.hooks, conn, subject, body)
+            }
             HubRoute::Decide => {
                 let served = Served {
                     conn,
@@ -334,6 +338,10 @@ impl HubApp {
             }
             HubRoute::Decide | HubRoute::Decided => self.hooks.decision_timeout(conn),
             HubRoute::Heads { .. } => (self.delivery).heads_timeout(ctx, &mut parts!(self), conn),
+            HubRoute::Rpc => {
+                self.calls.forget_request(conn);
+                rpc::timed_out()
+            }
             _ => {
                 self.publishing.forget(&mut parts!(self), conn);
                 Response::text(504, "the broker did not answer in time\n")
@@ -549,7 +557,7 @@ impl App for HubApp {
         (self.delivery).end_revoked(ctx, &mut parts!(self), now);
         self.delivery.time_out_awaiting(ctx, &self.stats);
         self.hooks.tick(ctx.now());
-        (self.calls).tick(ctx, &parts!(self), ctx.now());
+        (self.calls).tick(ctx, &mut parts!(self), ctx.now());
         self.publishing.tick(&mut parts!(self), ctx.now());
         self.delivery.tick(ctx, &mut parts!(self));
         self.broker.tick(&mut LoopContext { ctx });
@@ -620,6 +628,7 @@ impl App for HubApp {
             }
             HubRoute::Decide | HubRoute::Decided => self.hooks.forget(conn),
             HubRoute::Heads { .. } => (self.delivery).warmed(ctx, &mut parts!(self), conn),
+            HubRoute::Rpc => self.calls.forget_request(conn),
             _ => {
                 self.publishing.forget(&mut parts!(self), conn);
             }
@@ -705,6 +714,12 @@ impl App for HubApp {
                 self.publishing.forget_held(&mut parts!(self), conn);
                 shutting_down()
             }
+            // The call's answer would come to a server that no longer
+            // answers: nothing is known of what the backend did.
+            HubRoute::Rpc => {
+                self.calls.forget_request(conn);
+                shutting_down()
+            }
             _ if self.publishing.holds(&mut parts!(self), conn) => {
                 self.publishing.forget_held(&mut parts!(self), conn);
                 shutting_down()
@@ -757,7 +772,7 @@ impl App for HubApp {
             }
             HubMessage::Control(ControlMessage::Decided { token, decision }) => {
                 if self.calls.is_call(token) {
-                    (self.calls).decided(ctx, &parts!(self), token, decision);
+                    (self.calls).decided(ctx, &mut parts!(self), token, decision);
                 } else if self.publishing.asked(&mut parts!(self), token) {
                     (self.publishing).publish_decided(
                         ctx,

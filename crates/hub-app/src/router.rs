@@ -108,7 +108,7 @@ fn route_to(
     let api = ApiRoute::of(request.path());
     let is_hub_path = matches!(
         request.path(),
-        "/tickets" | MULTIPLEXED_PATH | MULTI_EVENTS_PATH | MULTI_POLL_PATH
+        "/tickets" | MULTIPLEXED_PATH | MULTI_EVENTS_PATH | MULTI_POLL_PATH | RPC_PATH
     ) || target.is_some()
         || api.is_some();
     if request.method() == "OPTIONS"
@@ -141,6 +141,7 @@ fn route_to(
         MULTIPLEXED_PATH => return multiplexed_route(access, stats, request, seen, found),
         MULTI_EVENTS_PATH => return multi_topic_route(access, stats, request, seen, HubRoute::MultiEvents),
         MULTI_POLL_PATH => return multi_topic_route(access, stats, request, seen, HubRoute::MultiPoll),
+        RPC_PATH => return rpc_route(access, stats, request, seen, found),
         _ => {}
     }
     let Some((topic, endpoint)) = target else {
@@ -252,6 +253,44 @@ fn multiplexed_route(
         return Refusal::TooManyConnections.route();
     }
     HubRoute::Multiplexed.route()
+}
+
+/// The path of a call to the backend's rpc hook beside an event stream.
+pub(super) const RPC_PATH: &str = "/rpc";
+
+/// `POST /rpc`: its credential (the ones a publish takes: a token in
+/// `Authorization`, the token cookie from an origin that may send it,
+/// the query's) verified now (401 for one that does not verify or is
+/// revoked); none at all is an anonymous caller, or, with a connect
+/// hook, the backend is asked who it is first (its body read before).
+/// A ticket is for a subscription, not a call: it is not taken (400).
+fn rpc_route(
+    access: &Access,
+    stats: &HubStats,
+    request: &Request<'_>,
+    seen: &Seen<'_>,
+    found: &Found,
+) -> Route<HubRoute> {
+    if request.method() != "POST" {
+        return Refusal::OnlyPost.route();
+    }
+    if seen.ticket.is_some() {
+        return Refusal::RpcTicket.route();
+    }
+    let presented = seen.presented;
+    if access.settings().backend_for(Hook::Connect).is_some()
+        && access.presents_nothing(request, None, presented)
+    {
+        return HubRoute::Decide.route();
+    }
+    let credential = found
+        .verified
+        .get_or_init(|| access.credential(request, presented, access.unix_secs(Instant::now())));
+    if let Err(refusal) = credential {
+        count_refusal(stats, *refusal);
+        return refusal.route();
+    }
+    HubRoute::Rpc.route()
 }
 
 /// The path of the multi-topic event stream (`?topic=A&topic=B`).

@@ -27,6 +27,8 @@ pub(super) enum HubRoute {
     Presence,
     /// `POST /tickets`.
     Tickets,
+    /// `POST /rpc`: a call to the backend's rpc hook.
+    Rpc,
     /// `GET /metrics`.
     Metrics,
     /// A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`).
@@ -152,6 +154,8 @@ pub(super) enum Refusal {
     /// `?ticket=` on `GET /ws`: a ticket is for one subscription, in its
     /// subscribe message.
     MultiplexedTicket,
+    /// `?ticket=` on `POST /rpc`: a ticket is for a subscription.
+    RpcTicket,
     /// A multi-topic stream's or poll's list of topics that cannot be
     /// followed as it is.
     TopicList(crate::multiplex::listed::ListFault),
@@ -216,6 +220,10 @@ impl Refusal {
             Refusal::MultiplexedTicket => Response::text(
                 400,
                 "a multiplexed socket redeems each ticket in a subscribe message (\"ticket\"), not in its URL\n",
+            ),
+            Refusal::RpcTicket => Response::text(
+                400,
+                "a ticket is for a subscription: a call presents a token, a cookie or nothing\n",
             ),
             Refusal::TopicList(fault) => Response::text(400, fault.message()),
             Refusal::PresenceMulti => Response::text(

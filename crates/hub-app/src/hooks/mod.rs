@@ -338,18 +338,19 @@ impl BackendHooks {
         let access = &parts.shared.access;
         let asks_connect = settings.backend_for(Hook::Connect).is_some()
             && access.presents_nothing(request, admission.ticket(), admission.presented());
-        let multiplexed = match request.path() {
+        let topicless = match request.path() {
             super::router::MULTIPLEXED_PATH => Some("websocket"),
             super::router::MULTI_EVENTS_PATH => Some("sse"),
             super::router::MULTI_POLL_PATH => Some("poll"),
+            super::router::RPC_PATH => Some("http"),
             _ => None,
         };
-        if let Some(transport) = multiplexed
+        if let Some(transport) = topicless
             && asks_connect
         {
-            // A multiplexed connection names no one topic: only who it is
-            // is asked (each of its topics is decided later, as its
-            // namespace says).
+            // A multiplexed connection (or a call) names no one topic:
+            // only who it is is asked (each of its topics is decided
+            // later, as its namespace says).
             let question = connect_question(&settings, request, transport, None);
             let asked = Asked::Connect {
                 conn,

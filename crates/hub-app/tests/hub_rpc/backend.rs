@@ -1,6 +1,6 @@
 //! The application's backend for these tests: a plain HTTP/1.1 server
 //! on a free port that answers the rpc hook by the method called, and
-//! the connect hook by nobody (every connection here has a token).
+//! the connect hook with the subject its `session` cookie names.
 //!
 //! | method | answer |
 //! | --- | --- |
@@ -123,6 +123,9 @@ fn serve(stream: TcpStream, gate: &Gate) {
 }
 
 fn answer(question: &Value, gate: &Gate) -> String {
+    if let Some(session) = question["cookies"]["session"].as_str() {
+        return json!({"allow": true, "subject": session}).to_string();
+    }
     match question["method"].as_str() {
         Some("whoami") => json!({
             "allow": true,

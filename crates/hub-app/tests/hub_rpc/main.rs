@@ -3,7 +3,7 @@
 //! reaches its caller alone, by its id and out of order; a refusal, a
 //! timeout, an answer that is not JSON, no hook, a caller over its
 //! calls in flight or its subject's rate: each an error to that call,
-//! the socket left open.
+//! the socket left open; and the same over `POST /rpc`.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -12,6 +12,7 @@
 mod support;
 
 mod backend;
+mod http;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,22 +27,33 @@ use tether_testkit::{TestServer, WsClient, config, scrape_metrics};
 use self::backend::AppBackend;
 use self::support::jwt::rights;
 
-const SECRET: &[u8] = b"an rpc test secret of 32 bytes..";
+pub(crate) const SECRET: &[u8] = b"an rpc test secret of 32 bytes..";
 
 /// The hook's timeout: `slow` takes longer.
 const TIMEOUT: Duration = Duration::from_millis(500);
 
 /// A hub on two loops whose rpc hook is `backend`'s (none: no hook).
-fn hub(backend: Option<&AppBackend>, change: impl FnOnce(&mut HubSettings)) -> TestServer {
+pub(crate) fn hub(backend: Option<&AppBackend>, change: impl FnOnce(&mut HubSettings)) -> TestServer {
+    hub_with(backend, &[HookKind::Rpc], change)
+}
+
+/// A hub on two loops whose `hooks` are `backend`'s (the connect hook
+/// told the `session` cookie).
+pub(crate) fn hub_with(
+    backend: Option<&AppBackend>,
+    hooks: &[HookKind],
+    change: impl FnOnce(&mut HubSettings),
+) -> TestServer {
     let mut settings = HubSettings::default();
     settings.auth = Some(HubAuth::new(Keys::from_secret(SECRET).unwrap()));
     if let Some(backend) = backend {
-        let config = Config::new()
-            .hook(HookKind::Rpc, &backend.url("/rpc"), TIMEOUT)
-            .unwrap()
-            .workers(4);
+        let mut config = Config::new().workers(4);
+        for &kind in hooks {
+            config = config.hook(kind, &backend.url("/hook"), TIMEOUT).unwrap();
+        }
         let hooks = Hooks::start(config).unwrap();
-        settings.backend = Some(Arc::new(HttpBackend::new(hooks, 2, 64)));
+        let backend = HttpBackend::new(hooks, 2, 64).forward_cookies(["session"]);
+        settings.backend = Some(Arc::new(backend));
     }
     change(&mut settings);
     let shared = HubShared::new(settings, 2);
@@ -49,17 +61,17 @@ fn hub(backend: Option<&AppBackend>, change: impl FnOnce(&mut HubSettings)) -> T
 }
 
 /// A multiplexed socket of `subject`.
-fn socket(server: &TestServer, subject: &str) -> WsClient {
+pub(crate) fn socket(server: &TestServer, subject: &str) -> WsClient {
     let token = rights(SECRET, subject, &[], &[], 3600);
     WsClient::connect_with(server.addr, "/ws", &format!("Authorization: Bearer {token}\r\n"))
 }
 
-fn call(ws: &mut WsClient, id: u64, method: &str, data: &Value) {
+pub(crate) fn call(ws: &mut WsClient, id: u64, method: &str, data: &Value) {
     ws.send_text(&json!({"type": "rpc", "id": id, "method": method, "data": data}).to_string());
 }
 
 /// The next message, as JSON.
-fn next(ws: &mut WsClient) -> Value {
+pub(crate) fn next(ws: &mut WsClient) -> Value {
     serde_json::from_str(&ws.recv_text()).unwrap()
 }
 
