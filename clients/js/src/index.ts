@@ -109,6 +109,30 @@ export class Tether {
     }
   }
 
+  /**
+   * Calls `method` of the application's backend (the hub's rpc hook) with
+   * `data` (any JSON value): its result, which only this caller gets. Over
+   * this client's open WebSocket if there is one, else `POST /rpc`.
+   * Rejected with a TetherError: `rpc` (the backend refused, or could not
+   * answer; `status` is the hub's code), `timeout` (no answer within
+   * `options.timeout` ms, default 10 000), `network` (a call cut by a
+   * disconnect is never sent again).
+   */
+  async rpc<T = unknown>(method: string, data?: unknown, options: { timeout?: number } = {}): Promise<T> {
+    const ms = options.timeout ?? 10_000;
+    const ws = this.links_.ws;
+    if (ws?.sock_) return ws.rpc_(method, data, ms) as Promise<T>;
+    try {
+      const init = { body: JSON.stringify({ method, data }), headers: { "Content-Type": "application/json" }, signal: AbortSignal.timeout(ms) };
+      const r = await this.request_("POST", "", "rpc", {}, await this.token_(), init, true);
+      const m = await r.json().catch(() => ({}));
+      if (r.ok) return m.data;
+      throw new TetherError(r.status == 401 ? "auth" : "rpc", m.reason || `${r.status}`, r.status);
+    } catch (e: any) {
+      throw e?.name == "TimeoutError" ? new TetherError("timeout", `${method}: no answer`) : e;
+    }
+  }
+
   /** Who is subscribed to `topic`. */
   async presence(topic: string): Promise<Presence> {
     return (await this.request_("GET", topic, "/presence", {}, await this.token_())).json();
@@ -147,7 +171,7 @@ export class Tether {
     return u.href;
   }
 
-  /** @internal A request to the hub; a TetherError unless it answers 2xx. */
+  /** @internal A request to the hub; a TetherError unless it answers 2xx (or `any`: whatever it answers). */
   async request_(
     method: string,
     topic: string,
@@ -155,6 +179,7 @@ export class Tether {
     query: Record<string, string | string[] | undefined>,
     token?: string,
     init: RequestInit & { headers?: Record<string, string> } = {},
+    any?: boolean,
   ): Promise<Response> {
     const headers = { ...init.headers, ...(token && { Authorization: `Bearer ${token}` }) };
     let r: Response;
@@ -167,10 +192,10 @@ export class Tether {
         cache: "no-store",
       });
     } catch (e: any) {
-      if (e?.name == "AbortError") throw e;
+      if (/Abort|Timeout/.test(e?.name)) throw e;
       throw new TetherError("network", `${method} ${suffix || topic}: ${e?.message || e}`);
     }
-    if (r.ok) return r;
+    if (r.ok || any) return r;
     const s = r.status;
     const why = (await r.text().catch(() => "")).trim();
     throw new TetherError(s == 401 ? "auth" : s == 403 ? "forbidden" : "http", `${s} ${why}`, s);

@@ -41,6 +41,8 @@ export class Link {
   private on_ = new Set<string>(); // topics subscribed on the socket
   private cursor_: string[] | null = null; // the stream's last cursor, and the topics it is for
   private pending_ = new Map<string, [string, (m: any) => void]>();
+  private calls_ = new Map<number, (m: any) => void>(); // calls out on the socket, by id
+  private id_ = 0;
 
   constructor(
     private c: Tether,
@@ -109,6 +111,22 @@ export class Link {
     });
   }
 
+  /** Calls `method` on the open WebSocket: its result, or a TetherError (`rpc`, `timeout`, `network`). */
+  rpc_(method: string, data: unknown, ms: number): Promise<unknown> {
+    return new Promise((yes, no) => {
+      const id = ++this.id_;
+      // The hub's rpc-result or rpc-error, or the error.
+      const done = (m: any) => {
+        clearTimeout(timer);
+        this.calls_.delete(id);
+        m.kind == "rpc-result" ? yes(m.data) : no(m.kind ? new TetherError("rpc", m.reason, m.code, "ws") : m);
+      };
+      const timer = setTimeout(() => done(new TetherError("timeout", `${method}: no answer`)), ms);
+      this.calls_.set(id, done);
+      this.send_({ type: "rpc", id, method, data });
+    });
+  }
+
   private send_(m: object): void {
     this.sock_.send(JSON.stringify(m));
   }
@@ -121,7 +139,10 @@ export class Link {
     this.conn_ = this.sock_ = null;
     this.on_.clear();
     this.waiting_ = false;
-    this.pending_.forEach(([, done]) => done(new TetherError("network", "connection lost")));
+    // Neither publishes nor calls are sent again: the application decides.
+    const lost = new TetherError("network", "connection lost");
+    this.pending_.forEach(([, done]) => done(lost));
+    this.calls_.forEach((done) => done(lost));
   }
 
   /** (Re)connects once the current task is done: subscriptions made together share one connection. */
@@ -250,6 +271,9 @@ export class Link {
           return this.works_();
         case "auth-expiring":
           return refresh();
+        case "rpc-result":
+        case "rpc-error":
+          return this.calls_.get(msg.id)?.(msg);
         case "published":
         case "error": {
           // A publish's answer names its key, or at least its topic.

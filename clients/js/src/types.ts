@@ -16,6 +16,8 @@ export type Reason =
   | "token" // getToken() threw
   | "policy" // the hub closed the WebSocket for another reason, or ended the subscription
   | "refused" // the hub refused a publish
+  | "rpc" // the backend refused a call, or could not answer it (`status`: the hub's code)
+  | "timeout" // a call was not answered in time
   | "protocol"; // the hub sent something this client cannot read
 
 /** An error with the reason it happened, and the HTTP status or WebSocket close code. */

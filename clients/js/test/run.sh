@@ -142,6 +142,8 @@ say "integration tests in headless Chromium against $(basename "$bin") serve"
 run_node_tests "$here/browser.test.mjs" TETHER_BIN="$bin" CHROMIUM="$chromium" TETHER_JS_WORK="$work"
 say "many topics on one connection, in headless Chromium"
 run_node_tests "$here/multiplex.test.mjs" TETHER_BIN="$bin" CHROMIUM="$chromium" TETHER_JS_WORK="$work"
+say "calls to the backend (client.rpc), in headless Chromium"
+run_node_tests "$here/rpc.test.mjs" TETHER_BIN="$bin" CHROMIUM="$chromium" TETHER_JS_WORK="$work"
 
 summary
 [[ "$failed" == 0 ]]

@@ -145,7 +145,7 @@ function fakes({ head = '7-0', headEvents = [] } = {}) {
     if (u.pathname === '/tickets') return Response.json({ ticket: `t${fetches.length}`, expires_in: 30 });
     const answer = answers.shift();
     if (!answer) return new Promise(() => {}); // a poll that never answers
-    return typeof answer === 'function' ? answer(u) : answer;
+    return typeof answer === 'function' ? answer(u, init) : answer;
   };
   return { sockets, sources, fetches, answers, env: { WebSocket: FakeWebSocket, EventSource: FakeEventSource, fetch } };
 }
@@ -564,6 +564,58 @@ test('publish: over the open WebSocket, acknowledged; over HTTP with the same ke
   // Over HTTP when asked, and a refusal that retrying will not fix.
   f.answers.push(new Response('no', { status: 403 }));
   await assert.rejects(c.publish('u', 'y', { via: 'http' }), (e) => e.reason === 'forbidden' && e.status === 403);
+  c.close();
+});
+
+test('rpc: over the open WebSocket by id, answers in any order; errors, timeouts and a disconnect reject; over HTTP without a socket', async () => {
+  const f = fakes();
+  const c = new Tether('http://hub.test', { ...f.env, getToken: () => 'k', backoff: { initial: 1 } });
+  // No socket: POST /rpc with the token.
+  f.answers.push(Response.json({ data: { n: 1 } }));
+  assert.deepEqual(await c.rpc('add', [1]), { n: 1 });
+  const post = f.fetches.at(-1);
+  assert.equal(post.url.pathname, '/rpc');
+  assert.equal(post.init.method, 'POST');
+  assert.equal(post.init.headers.Authorization, 'Bearer k');
+  assert.deepEqual(JSON.parse(post.init.body), { method: 'add', data: [1] });
+  f.answers.push(Response.json({ code: 404, reason: 'no such method' }, { status: 404 }));
+  await assert.rejects(c.rpc('nope'), (e) => e.reason === 'rpc' && e.status === 404 && e.message === 'no such method');
+  // A fetch that aborts when its signal says (as fetch does): the call's timeout.
+  f.answers.push((u, init) => new Promise((_, no) => init.signal.addEventListener('abort', () => no(init.signal.reason))));
+  const never = assert.rejects(c.rpc('never', null, { timeout: 20 }), (e) => e.reason === 'timeout');
+  await tick(40);
+  await never;
+  // With a socket: calls on it, each answered by its id.
+  c.subscribe('t', { since: '1-0' });
+  await tick(5);
+  const ws = f.sockets[0];
+  ws.open();
+  const first = c.rpc('a', { x: 1 });
+  const second = c.rpc('b');
+  await tick();
+  const calls = sent(ws).filter((m) => m.type === 'rpc');
+  assert.deepEqual(calls.map((m) => [m.method, m.data]), [['a', { x: 1 }], ['b', undefined]]);
+  const [a, b] = calls.map((m) => m.id);
+  assert.notEqual(a, b);
+  ws.msg({ control: 'rpc-error', id: b, code: 429, reason: 'slow down' });
+  ws.msg({ control: 'rpc-result', id: a, data: [1, 2] });
+  await assert.rejects(second, (e) => e.reason === 'rpc' && e.status === 429 && e.message === 'slow down');
+  assert.deepEqual(await first, [1, 2]);
+  // A late answer to a call that timed out is ignored.
+  const late = c.rpc('late', 1, { timeout: 20 });
+  await assert.rejects(late, (e) => e.reason === 'timeout');
+  ws.msg({ control: 'rpc-result', id: sent(ws).at(-1).id, data: 'late' });
+  // Cut: the call in flight is rejected and never sent again.
+  const cut = c.rpc('cut');
+  await tick();
+  ws.drop();
+  await assert.rejects(cut, (e) => e.reason === 'network');
+  await tick(20);
+  const again = f.sockets.at(-1);
+  assert.notEqual(again, ws);
+  again.open();
+  await tick();
+  assert.equal(sent(again).filter((m) => m.type === 'rpc').length, 0);
   c.close();
 });
 
