@@ -17,6 +17,8 @@ goes out in capitals, anything else as it is.
 
 POST /refresh: ten more minutes.
 
+POST /rpc: the caller's subject and the call's data, as the result.
+
 Each request's JSON body is appended, one line each, to the file named by
 the second argument, for the test to read.
 """
@@ -73,6 +75,8 @@ class Backend(BaseHTTPRequestHandler):
                 self.answer({"allow": True})
         elif self.path == "/refresh":
             self.answer({"allow": True, "exp": int(time.time()) + 600})
+        elif self.path == "/rpc":
+            self.answer({"allow": True, "data": {"subject": req["subject"], "echo": req["data"]}})
         else:
             self.send_error(404)
 

@@ -85,6 +85,7 @@ hook-connect = "http://127.0.0.1:{port}/connect"
 hook-subscribe = "http://127.0.0.1:{port}/subscribe"
 hook-publish = "http://127.0.0.1:{port}/publish"
 hook-refresh = "http://127.0.0.1:{port}/refresh"
+hook-rpc = "http://127.0.0.1:{port}/rpc"
 hook-timeout = 1
 hook-forward-cookie = ["session"]
 hook-forward-header = ["X-User"]
@@ -252,6 +253,22 @@ fn the_backend_decides_who_connects_and_what_they_read() {
     assert!(!votes.body.contains("deny this"), "{}", votes.body);
     let order = ["data: yes\n", "data: SHOUT LOUDER\n", "data: no\n"].map(|d| votes.body.find(d).unwrap());
     assert!(order.is_sorted(), "{}", votes.body);
+
+    // A call, by the subject the connect hook named: its result alone.
+    let body = r#"{"method":"echo","data":[1,"a"]}"#;
+    let call = send(
+        addr,
+        &format!(
+            "POST /rpc HTTP/1.1\r\nHost: test\r\nConnection: close\r\nCookie: session=alice\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(call.status, 200, "{}", call.head);
+    let result: serde_json::Value = serde_json::from_str(&full_body(call)).unwrap();
+    assert_eq!(
+        result,
+        serde_json::json!({"data": {"subject": "alice", "echo": [1, "a"]}})
+    );
 
     // The backend was told what the file names, and only that.
     let asked = std::fs::read_to_string(dir.0.join("asked.jsonl")).unwrap();

@@ -361,3 +361,48 @@ impl DurableArgs {
         Storage::Durable(config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{Args as _, FromArgMatches as _};
+
+    use super::*;
+
+    fn settings(args: &[&str]) -> HubSettings {
+        let cmd = HubArgs::augment_args(clap::Command::new("serve"));
+        let matches = cmd.try_get_matches_from(std::iter::once("serve").chain(args.iter().copied()));
+        let hub = HubArgs::from_arg_matches(&matches.expect("the options parse")).expect("hub options");
+        hub.settings().expect("settings").0
+    }
+
+    #[test]
+    fn calls_to_the_backend_are_bounded_by_default_and_as_told() {
+        let default = settings(&[]);
+        assert_eq!(default.max_rpc_in_flight, 16);
+        assert_eq!(default.rpc_rate, Some(PublishRate::new(10.0, 20.0)));
+        let told = settings(&[
+            "--max-rpc-in-flight",
+            "4",
+            "--rpc-rate",
+            "2.5",
+            "--rpc-burst",
+            "7",
+        ]);
+        assert_eq!(told.max_rpc_in_flight, 4);
+        assert_eq!(told.rpc_rate, Some(PublishRate::new(2.5, 7.0)));
+        assert_eq!(
+            settings(&["--rpc-rate", "3"]).rpc_rate,
+            Some(PublishRate::new(3.0, 6.0))
+        );
+        assert_eq!(settings(&["--rpc-rate", "0"]).rpc_rate, None);
+        let cmd = || HubArgs::augment_args(clap::Command::new("serve"));
+        for bad in [
+            &["--rpc-rate", "-1"][..],
+            &["--max-rpc-in-flight", "0"],
+            &["--rpc-burst", "0"],
+        ] {
+            let argv = std::iter::once("serve").chain(bad.iter().copied());
+            assert!(cmd().try_get_matches_from(argv).is_err(), "{bad:?}");
+        }
+    }
+}
