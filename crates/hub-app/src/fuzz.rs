@@ -14,6 +14,17 @@ pub fn mux_message(text: &str) {
             let again = message.to_json();
             assert_eq!(parse(&again), Ok(message), "{text:?} written as {again:?}");
         }
+        Err(malformed) if malformed.call.is_some() => {
+            // A call the hub cannot read is answered by its id: the
+            // answer is JSON naming that id and the error.
+            let id = malformed.call.unwrap_or_default();
+            let answer = crate::rpc::answer::Outcome::error(400, malformed.error.clone()).message(id);
+            let read: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+            let expected = serde_json::json!({
+                "control": "rpc-error", "id": id, "code": 400, "reason": malformed.error,
+            });
+            assert_eq!(read, expected, "{text:?} answered {answer:?}");
+        }
         Err(malformed) => {
             assert!(!malformed.error.is_empty(), "{text:?}: an empty error");
             // The answer the socket gets reads back as the JSON it
@@ -25,6 +36,26 @@ pub fn mux_message(text: &str) {
             expected.extend(topic.map(|t| ("topic".to_owned(), t.to_owned())));
             expected.push(("error".to_owned(), malformed.error.clone()));
             assert_eq!(read, Ok(expected), "{text:?} answered {answer:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_read_and_unread_keep_the_invariants() {
+        for text in [
+            r#"{"type":"rpc","id":7,"method":"cart.add","data":{"sku":[1,"two",null],"n":-2.5e3}}"#,
+            r#"{"type":"rpc","id":0,"method":"m","data":"\u00e9\ud83d\ude00"}"#,
+            r#"{"type":"rpc","id":1,"method":"a b"}"#,
+            r#"{"type":"rpc","id":2,"method":"m","data":[1,}"#,
+            r#"{"type":"rpc","id":3,"method":"m","extra":true}"#,
+            r#"{"type":"rpc","id":-3,"method":"m"}"#,
+            r#"{"type":"rpc","id":3,"id":4,"method":"m"}"#,
+        ] {
+            mux_message(text);
         }
     }
 }

@@ -6,7 +6,12 @@
 //! the socket left open; and the same over `POST /rpc`.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "../support/mod.rs"]
 mod support;
