@@ -49,7 +49,17 @@ impl Node {
         command
             .args(["serve", "--app", "hub", "--port", "0", "--threads", "2"])
             .args(["--kafka-brokers", kafka.addr(), "--kafka-topics", topics])
-            .args(["--kafka-group", group, "--kafka-fetch-wait", "0.1"]);
+            .args(["--kafka-group", group, "--kafka-fetch-wait", "0.1"])
+            // Short, so that joins are quick (tansu holds a first join for
+            // half the session timeout, and a node killed stays in the
+            // group until its session ends).
+            .args([
+                "--kafka-session-timeout",
+                "2",
+                "--kafka-heartbeat-interval",
+                "0.2",
+            ])
+            .args(["--kafka-rebalance-timeout", "2"]);
         match data {
             Some(data) => command.arg("--data-dir").arg(data),
             None => command.arg("--memory"),
@@ -242,6 +252,10 @@ fn the_options_from_a_configuration_file_are_checked() {
             "--kafka-topic",
         ),
         ("kafka-topics = [\"orders\"]\n", "needs --kafka-brokers"),
+        (
+            "kafka-brokers = [\"k1:9092\"]\nkafka-topics = [\"orders\"]\nkafka-session-timeout = 3\nkafka-heartbeat-interval = 3\n",
+            "under the session timeout",
+        ),
         ("kafka-brokers = [\"k1:9092\"]\n", "no topic"),
         (
             "kafka-brokers = [\"k1\"]\nkafka-topics = [\"orders\"]\n",

@@ -1,8 +1,8 @@
-//! The consumer group's committed offsets, through the group's
-//! coordinator: `FindCoordinator` (v1), `OffsetFetch` (v1) and
-//! `OffsetCommit` (v2, as a consumer that assigns itself its partitions
-//! commits: generation -1, no member id). Plain, non-flexible versions
-//! every broker since Kafka 0.11 answers, Kafka 4 included.
+//! The connection to the consumer group's coordinator, and the group's
+//! committed offsets through it: `FindCoordinator` (v1), `OffsetFetch`
+//! (v1) and `OffsetCommit` (v2, with the member's generation and id).
+//! Plain, non-flexible versions every broker since Kafka 0.11 answers,
+//! Kafka 4 included. The membership's requests are in `membership.rs`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use crate::wire::{MAX_RESPONSE, Reader, Request};
 const FIND_COORDINATOR: i16 = 10;
 const OFFSET_FETCH: i16 = 9;
 const OFFSET_COMMIT: i16 = 8;
-const CLIENT_ID: &str = "tether-kafka";
+pub(crate) const CLIENT_ID: &str = "tether-kafka";
 
 /// A partition of a topic.
 pub(crate) type Partition = (String, i32);
@@ -72,14 +72,27 @@ impl Coordinator {
         })
     }
 
-    fn next_correlation(&mut self) -> i32 {
+    /// The group's id.
+    pub(crate) fn group(&self) -> &str {
+        &self.group
+    }
+
+    pub(crate) fn next_correlation(&mut self) -> i32 {
         self.correlation = self.correlation.wrapping_add(1);
         self.correlation
     }
 
     /// Sends `request` and reads its answer's body (after the correlation
     /// id, checked).
-    async fn call(&mut self, request: Request) -> Result<Vec<u8>, Error> {
+    pub(crate) async fn call(&mut self, request: Request) -> Result<Vec<u8>, Error> {
+        self.call_within(request, self.timeout).await
+    }
+
+    /// [`Coordinator::call`], for a request the broker may hold longer
+    /// than the request timeout (a `JoinGroup` waits for the rebalance)
+    /// : up to `extra` more.
+    pub(crate) async fn call_within(&mut self, request: Request, extra: Duration) -> Result<Vec<u8>, Error> {
+        let timeout = self.timeout.saturating_add(extra);
         let correlation = self.correlation;
         let bytes = request.finish();
         let exchange = async {
@@ -93,7 +106,7 @@ impl Coordinator {
             self.stream.read_exact(&mut body).await?;
             Ok::<_, Error>(body)
         };
-        let body = tokio::time::timeout(self.timeout, exchange)
+        let body = tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| timed_out("the coordinator"))??;
         let mut reader = Reader::new(&body);
@@ -124,13 +137,19 @@ impl Coordinator {
         answers::committed(&body)
     }
 
-    /// Commits `offsets` (each the next offset to read) for the group.
-    pub(crate) async fn commit(&mut self, offsets: &[(Partition, i64)]) -> Result<(), Error> {
+    /// Commits `offsets` (each the next offset to read) for the group, as
+    /// the member `member` of the generation `generation`.
+    pub(crate) async fn commit(
+        &mut self,
+        offsets: &[(Partition, i64)],
+        generation: i32,
+        member: &str,
+    ) -> Result<(), Error> {
         let by_topic = by_topic(offsets.iter().map(|((t, p), o)| (t.as_str(), *p, *o)));
         let mut request = Request::new(OFFSET_COMMIT, 2, self.next_correlation(), CLIENT_ID);
         request.string(&self.group);
-        request.i32(-1); // no generation: partitions assigned by the consumer itself
-        request.string(""); // no member
+        request.i32(generation);
+        request.string(member);
         request.i64(-1); // the broker's retention
         request.len(by_topic.len());
         for (topic, partitions) in &by_topic {
@@ -232,12 +251,16 @@ mod tests {
                     .unwrap()
                     .is_empty()
             );
-            coordinator.commit(&[(at.clone(), 1000)]).await.unwrap();
+            coordinator.commit(&[(at.clone(), 1000)], -1, "").await.unwrap();
             let committed = coordinator.committed(std::slice::from_ref(&at)).await.unwrap();
             assert_eq!(committed.get(&at), Some(&1000));
         });
         let mut config = KafkaConfig::new(vec![kafka.addr().to_owned()], vec![topic.clone()]);
         config.group = group;
+        // Short, so that the join is quick (tansu holds a first join for
+        // half the session timeout).
+        config.session_timeout = Duration::from_secs(2);
+        config.heartbeat_interval = Duration::from_millis(200);
         let (tx, rx) = mpsc::channel();
         let consumer = Consumer::start(config, move |event: &Event<'_>| {
             let _ = tx.send((event.data.to_owned(), event.key.to_owned()));

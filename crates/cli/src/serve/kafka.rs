@@ -18,9 +18,10 @@ pub(crate) struct KafkaArgs {
     /// each.
     #[arg(long, value_name = "TOPIC,...", value_delimiter = ',')]
     pub(crate) kafka_topics: Vec<String>,
-    /// The consumer group whose committed offsets say where to resume
-    /// (a group new to a partition starts at its earliest record). One
-    /// node per group: the partitions are not shared out among nodes.
+    /// The consumer group: the nodes in one group share the topics'
+    /// partitions out (each record published by one of them), and its
+    /// committed offsets say where to resume (a group new to a partition
+    /// starts at its earliest record).
     #[arg(long, value_name = "GROUP", default_value = "tether")]
     pub(crate) kafka_group: String,
     /// The tether topic of the records of a Kafka topic that have no
@@ -39,6 +40,24 @@ pub(crate) struct KafkaArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 0.5,
           value_parser = super::values::seconds_between(0.01, 60.0))]
     pub(crate) kafka_fetch_wait: f64,
+    /// How long, in seconds, the group's coordinator waits without a
+    /// heartbeat from this node before it gives the node's partitions to
+    /// the others (the broker bounds it: Kafka to 6..300 by default).
+    #[arg(long, value_name = "SECONDS", default_value_t = 45.0,
+          value_parser = super::values::seconds_between(0.1, 3600.0))]
+    pub(crate) kafka_session_timeout: f64,
+    /// How often, in seconds, the node tells the group's coordinator it
+    /// is alive and learns of a rebalance; under a third of the session
+    /// timeout.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3.0,
+          value_parser = super::values::seconds_between(0.01, 3600.0))]
+    pub(crate) kafka_heartbeat_interval: f64,
+    /// How long, in seconds, a rebalance waits for every node of the
+    /// group to join again (a node retrying a publish the hub cannot take
+    /// joins after it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0,
+          value_parser = super::values::seconds_between(0.1, 3600.0))]
+    pub(crate) kafka_rebalance_timeout: f64,
 }
 
 impl KafkaArgs {
@@ -64,6 +83,9 @@ impl KafkaArgs {
             .collect::<Result<_, _>>()?;
         config.commit_interval = Duration::from_secs_f64(self.kafka_commit_interval);
         config.fetch_wait = Duration::from_secs_f64(self.kafka_fetch_wait);
+        config.session_timeout = Duration::from_secs_f64(self.kafka_session_timeout);
+        config.heartbeat_interval = Duration::from_secs_f64(self.kafka_heartbeat_interval);
+        config.rebalance_timeout = Duration::from_secs_f64(self.kafka_rebalance_timeout);
         config.check().map_err(|e| e.to_string())?;
         Ok(Some(config))
     }
