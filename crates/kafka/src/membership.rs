@@ -116,23 +116,23 @@ impl Member {
         coordinator: &mut Coordinator,
         terms: &Terms<'_>,
     ) -> Result<answers::Joined, Error> {
-        let mut request = Request::new(JOIN_GROUP, 2, coordinator.next_correlation(), CLIENT_ID);
-        request.string(coordinator.group());
-        request.i32(millis(terms.session_timeout));
-        request.i32(millis(terms.rebalance_timeout));
-        request.string(&self.id);
-        request.string("consumer");
-        request.len(1);
-        request.string(assign::RANGE);
-        request.bytes(&assign::subscription(terms.topics));
-        let body = coordinator.call_within(request, terms.rebalance_timeout).await;
-        match body.and_then(|body| answers::joined(&body)) {
-            Err(e) if e.unknown_member() => {
-                // Forgotten (its session ended): joins as a new member.
-                self.id.clear();
-                Box::pin(self.join_once(coordinator, terms)).await
+        loop {
+            let mut request = Request::new(JOIN_GROUP, 2, coordinator.next_correlation(), CLIENT_ID);
+            request.string(coordinator.group());
+            request.i32(millis(terms.session_timeout));
+            request.i32(millis(terms.rebalance_timeout));
+            request.string(&self.id);
+            request.string("consumer");
+            request.len(1);
+            request.string(assign::RANGE);
+            request.bytes(&assign::subscription(terms.topics));
+            let body = coordinator.call_within(request, terms.rebalance_timeout).await?;
+            match answers::joined(&body) {
+                // Forgotten (its session ended): joins as a new member,
+                // once.
+                Err(e) if e.unknown_member() && !self.id.is_empty() => self.id.clear(),
+                other => return other,
             }
-            other => other,
         }
     }
 
