@@ -256,6 +256,14 @@ fn the_options_from_a_configuration_file_are_checked() {
             "kafka-brokers = [\"k1:9092\"]\nkafka-topics = [\"orders\"]\nkafka-session-timeout = 3\nkafka-heartbeat-interval = 3\n",
             "under the session timeout",
         ),
+        (
+            "kafka-brokers = [\"k1:9092\"]\nkafka-topics = [\"orders\"]\nkafka-ca-file = \"ca.pem\"\n",
+            "not asked for",
+        ),
+        (
+            "kafka-brokers = [\"k1:9092\"]\nkafka-topics = [\"orders\"]\nkafka-tls = true\nkafka-ca-file = \"absent.pem\"\n",
+            "absent.pem",
+        ),
         ("kafka-brokers = [\"k1:9092\"]\n", "no topic"),
         (
             "kafka-brokers = [\"k1\"]\nkafka-topics = [\"orders\"]\n",

@@ -1,5 +1,6 @@
 //! The consumer's configuration.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tether_backoff::Backoff;
@@ -52,6 +53,15 @@ pub struct KafkaConfig {
     /// to join again (Kafka's `max.poll.interval.ms`): a member
     /// publishing a record the hub cannot take yet rejoins only after it.
     pub rebalance_timeout: Duration,
+    /// Whether the brokers are reached over TLS (every broker: the
+    /// bootstrap ones, those the cluster's metadata names, the group's
+    /// coordinator). The brokers' certificates are checked against the
+    /// system's roots and [`KafkaConfig::ca_file`]'s, and must name the
+    /// host they are reached at.
+    pub tls: bool,
+    /// A PEM file of the certificates that the brokers' are checked
+    /// against, besides the system's roots (with TLS only).
+    pub ca_file: Option<PathBuf>,
     /// The waits between attempts after a Kafka error, and between
     /// publishes the hub could not take.
     pub backoff: Backoff,
@@ -74,6 +84,8 @@ impl KafkaConfig {
             session_timeout: Duration::from_secs(45),
             heartbeat_interval: Duration::from_secs(3),
             rebalance_timeout: Duration::from_secs(60),
+            tls: false,
+            ca_file: None,
             backoff: Backoff::new(),
         }
     }
@@ -106,7 +118,8 @@ impl KafkaConfig {
     ///
     /// No broker or no topic, an empty or over-long name (a topic over
     /// [`MAX_TOPIC_LEN`]), a mapping of a topic not consumed, a fetch size
-    /// under 1 KiB, a heartbeat interval not under the session timeout.
+    /// under 1 KiB, a heartbeat interval not under the session timeout, a
+    /// CA file without TLS or that holds no certificate.
     pub fn check(&self) -> Result<(), Error> {
         if self.brokers.is_empty() {
             return Err(Error::Config("no broker".to_owned()));
@@ -146,6 +159,14 @@ impl KafkaConfig {
             return Err(Error::Config(
                 "the session and rebalance timeouts are above zero and under 24 days".to_owned(),
             ));
+        }
+        if self.ca_file.is_some() && !self.tls {
+            return Err(Error::Config(
+                "a CA file is for TLS, which is not asked for".to_owned(),
+            ));
+        }
+        if self.tls {
+            crate::transport::client_config(self.ca_file.as_deref())?;
         }
         if self.fetch_max_bytes < 1024 {
             return Err(Error::Config("a fetch asks for at least 1 KiB".to_owned()));

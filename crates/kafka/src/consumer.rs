@@ -19,6 +19,7 @@ use crate::group::{Coordinator, Partition};
 use crate::membership::{Member, Terms};
 use crate::record::event_of;
 use crate::stats::{Counters, Health, HealthCell, Stats};
+use crate::transport::Connector;
 
 /// The largest message the client takes from a broker: a fetch's answer
 /// is bounded by `fetch_max_bytes` per partition, and one record batch
@@ -125,9 +126,17 @@ fn run(config: &KafkaConfig, mut publisher: impl Publisher, shared: &Shared) {
     };
     let mut attempts = Attempts::new(config.backoff);
     let mut member = Member::default();
+    let connector = match Connector::of(config) {
+        Ok(connector) => connector,
+        Err(e) => {
+            crate::stats::fail(&shared.health, e.to_string());
+            return;
+        }
+    };
     while !shared.stop.stopping() {
         let mut session = Session {
             config,
+            connector: &connector,
             member: &mut member,
             publisher: &mut publisher,
             shared,
@@ -171,6 +180,7 @@ enum End {
 /// rebalance (then join again) or an error.
 struct Session<'a, P> {
     config: &'a KafkaConfig,
+    connector: &'a Connector,
     member: &'a mut Member,
     publisher: &'a mut P,
     shared: &'a Shared,
@@ -184,16 +194,16 @@ impl<P: Publisher> Session<'_, P> {
             deadline: Some(config.request_timeout),
             ..rskafka::BackoffConfig::default()
         };
-        let client = tokio::time::timeout(
-            config.request_timeout,
-            ClientBuilder::new(config.brokers.clone())
-                .client_id("tether-kafka")
-                .max_message_size(MAX_MESSAGE)
-                .backoff_config(backoff)
-                .build(),
-        )
-        .await
-        .map_err(|_| Error::Protocol("the brokers did not answer in time".to_owned()))??;
+        let mut builder = ClientBuilder::new(config.brokers.clone())
+            .client_id("tether-kafka")
+            .max_message_size(MAX_MESSAGE)
+            .backoff_config(backoff);
+        if let Some(tls) = &self.connector.tls {
+            builder = builder.tls_config(tls.clone());
+        }
+        let client = tokio::time::timeout(config.request_timeout, builder.build())
+            .await
+            .map_err(|_| Error::Protocol("the brokers did not answer in time".to_owned()))??;
         let topics = client.list_topics().await?;
         if let Some(absent) = config
             .topics
@@ -202,8 +212,13 @@ impl<P: Publisher> Session<'_, P> {
         {
             return Err(Error::UnknownTopic(absent.clone()));
         }
-        let mut coordinator =
-            Coordinator::find(&config.brokers, &config.group, config.request_timeout).await?;
+        let mut coordinator = Coordinator::find(
+            self.connector,
+            &config.brokers,
+            &config.group,
+            config.request_timeout,
+        )
+        .await?;
         let terms = Terms {
             topics: &config.topics,
             session_timeout: config.session_timeout,

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::answers;
 use crate::error::Error;
+use crate::transport::{Connector, Stream};
 use crate::wire::{MAX_RESPONSE, Reader, Request};
 
 const FIND_COORDINATOR: i16 = 10;
@@ -24,7 +24,7 @@ pub(crate) type Partition = (String, i32);
 
 /// A connection to a group's coordinator.
 pub(crate) struct Coordinator {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     group: String,
     correlation: i32,
     timeout: Duration,
@@ -34,13 +34,14 @@ impl Coordinator {
     /// Asks the brokers, in turn, which is the coordinator of `group`, and
     /// connects to it.
     pub(crate) async fn find(
+        connector: &Connector,
         brokers: &[String],
         group: &str,
         timeout: Duration,
     ) -> Result<Coordinator, Error> {
         let mut last = Error::Config("no broker".to_owned());
         for broker in brokers {
-            match Coordinator::find_through(broker, group, timeout).await {
+            match Coordinator::find_through(connector, broker, group, timeout).await {
                 Ok(coordinator) => return Ok(coordinator),
                 Err(e) => last = e,
             }
@@ -48,22 +49,29 @@ impl Coordinator {
         Err(last)
     }
 
-    async fn find_through(broker: &str, group: &str, timeout: Duration) -> Result<Coordinator, Error> {
-        let mut through = Coordinator::connect(broker, group, timeout).await?;
+    async fn find_through(
+        connector: &Connector,
+        broker: &str,
+        group: &str,
+        timeout: Duration,
+    ) -> Result<Coordinator, Error> {
+        let mut through = Coordinator::connect(connector, broker, group, timeout).await?;
         let mut request = Request::new(FIND_COORDINATOR, 1, through.next_correlation(), CLIENT_ID);
         request.string(group);
         request.i8(0); // the key is a group
         let body = through.call(request).await?;
         let (host, port) = answers::coordinator(&body)?;
         // The broker asked may be the coordinator: its connection serves.
-        Coordinator::connect(&format!("{host}:{port}"), group, timeout).await
+        Coordinator::connect(connector, &format!("{host}:{port}"), group, timeout).await
     }
 
-    async fn connect(addr: &str, group: &str, timeout: Duration) -> Result<Coordinator, Error> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| timed_out(addr))??;
-        stream.set_nodelay(true)?;
+    async fn connect(
+        connector: &Connector,
+        addr: &str,
+        group: &str,
+        timeout: Duration,
+    ) -> Result<Coordinator, Error> {
+        let stream = connector.connect(addr, timeout).await?;
         Ok(Coordinator {
             stream,
             group: group.to_owned(),
@@ -240,9 +248,10 @@ mod tests {
                 .await
                 .unwrap();
             let timeout = Duration::from_secs(10);
-            let mut coordinator = Coordinator::find(&[kafka.addr().to_owned()], &group, timeout)
-                .await
-                .unwrap();
+            let mut coordinator =
+                Coordinator::find(&Connector::default(), &[kafka.addr().to_owned()], &group, timeout)
+                    .await
+                    .unwrap();
             let at = (topic.clone(), 0);
             assert!(
                 coordinator

@@ -52,6 +52,7 @@ mod group;
 mod membership;
 mod record;
 mod stats;
+mod transport;
 mod wire;
 
 pub use config::{KafkaConfig, MAX_TOPIC_LEN};

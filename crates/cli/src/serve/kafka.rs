@@ -58,6 +58,15 @@ pub(crate) struct KafkaArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0,
           value_parser = super::values::seconds_between(0.1, 3600.0))]
     pub(crate) kafka_rebalance_timeout: f64,
+    /// Reach every broker over TLS, its certificate checked against the
+    /// system's roots (and --kafka-ca-file's) and the host it is reached
+    /// at.
+    #[arg(long)]
+    pub(crate) kafka_tls: bool,
+    /// With --kafka-tls, trust this CA too (a PEM file of certificates)
+    /// for the brokers' certificates.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kafka_ca_file: Option<std::path::PathBuf>,
 }
 
 impl KafkaArgs {
@@ -86,6 +95,8 @@ impl KafkaArgs {
         config.session_timeout = Duration::from_secs_f64(self.kafka_session_timeout);
         config.heartbeat_interval = Duration::from_secs_f64(self.kafka_heartbeat_interval);
         config.rebalance_timeout = Duration::from_secs_f64(self.kafka_rebalance_timeout);
+        config.tls = self.kafka_tls;
+        config.ca_file.clone_from(&self.kafka_ca_file);
         config.check().map_err(|e| e.to_string())?;
         Ok(Some(config))
     }
