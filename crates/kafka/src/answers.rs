@@ -192,6 +192,44 @@ pub(crate) fn assignment(bytes: &[u8]) -> Result<Vec<Partition>, Error> {
     Ok(partitions)
 }
 
+/// A `SaslHandshake` (v1) answer: the mechanisms the broker offers
+/// (its code is `UNSUPPORTED_SASL_MECHANISM` when ours is not one).
+pub(crate) fn sasl_handshake(body: &[u8]) -> Result<Vec<String>, Error> {
+    let mut answer = Reader::new(body);
+    let code = answer.i16()?;
+    let mut offered = Vec::new();
+    for _ in 0..answer.len(2)? {
+        offered.push(answer.string()?.unwrap_or_default());
+    }
+    match code {
+        0 => Ok(offered),
+        33 => Err(Error::Authentication(format!(
+            "the broker offers only {}",
+            offered.join(", ")
+        ))),
+        code => Err(Error::Broker {
+            request: "SaslHandshake",
+            code,
+        }),
+    }
+}
+
+/// A `SaslAuthenticate` (v1) answer: the broker's bytes for the
+/// mechanism's next step; a refusal is an error with the broker's
+/// message (cut short).
+pub(crate) fn sasl_authenticate(body: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut answer = Reader::new(body);
+    let code = answer.i16()?;
+    let message = answer.string()?.unwrap_or_default();
+    if code != 0 {
+        let message: String = message.chars().take(200).collect();
+        return Err(Error::Authentication(format!(
+            "refused (error code {code}): {message:?}"
+        )));
+    }
+    Ok(answer.bytes()?.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,6 +62,8 @@ pub struct KafkaConfig {
     /// A PEM file of the certificates that the brokers' are checked
     /// against, besides the system's roots (with TLS only).
     pub ca_file: Option<PathBuf>,
+    /// SASL credentials for every broker, if they ask for them.
+    pub sasl: Option<crate::Sasl>,
     /// The waits between attempts after a Kafka error, and between
     /// publishes the hub could not take.
     pub backoff: Backoff,
@@ -86,6 +88,7 @@ impl KafkaConfig {
             rebalance_timeout: Duration::from_secs(60),
             tls: false,
             ca_file: None,
+            sasl: None,
             backoff: Backoff::new(),
         }
     }
@@ -167,6 +170,11 @@ impl KafkaConfig {
         }
         if self.tls {
             crate::transport::client_config(self.ca_file.as_deref())?;
+        }
+        if let Some(sasl) = &self.sasl
+            && (sasl.username.is_empty() || sasl.password.is_empty())
+        {
+            return Err(Error::Config("SASL needs a user name and a password".to_owned()));
         }
         if self.fetch_max_bytes < 1024 {
             return Err(Error::Config("a fetch asks for at least 1 KiB".to_owned()));

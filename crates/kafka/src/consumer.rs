@@ -201,6 +201,9 @@ impl<P: Publisher> Session<'_, P> {
         if let Some(tls) = &self.connector.tls {
             builder = builder.tls_config(tls.clone());
         }
+        if let Some(sasl) = &self.connector.sasl {
+            builder = builder.sasl_config(sasl.for_client());
+        }
         let client = tokio::time::timeout(config.request_timeout, builder.build())
             .await
             .map_err(|_| Error::Protocol("the brokers did not answer in time".to_owned()))??;

@@ -20,6 +20,9 @@ pub enum Error {
         /// The Kafka error code.
         code: i16,
     },
+    /// A broker refused this consumer's SASL credentials, or does not
+    /// offer its mechanism.
+    Authentication(String),
     /// A topic to consume is not on the brokers.
     UnknownTopic(String),
     /// The consumer's thread could not start.
@@ -67,6 +70,7 @@ impl std::fmt::Display for Error {
             Error::Broker { request, code } => {
                 write!(f, "Kafka: {request} refused with error code {code}")
             }
+            Error::Authentication(why) => write!(f, "Kafka SASL authentication: {why}"),
             Error::UnknownTopic(topic) => write!(f, "Kafka: no topic {topic} on the brokers"),
             Error::Thread(e) => write!(f, "the Kafka consumer's thread: {e}"),
         }

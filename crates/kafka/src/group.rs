@@ -7,12 +7,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::answers;
 use crate::error::Error;
-use crate::transport::{Connector, Stream};
-use crate::wire::{MAX_RESPONSE, Reader, Request};
+use crate::transport::{self, Connector, Stream};
+use crate::wire::Request;
 
 const FIND_COORDINATOR: i16 = 10;
 const OFFSET_FETCH: i16 = 9;
@@ -71,11 +69,11 @@ impl Coordinator {
         group: &str,
         timeout: Duration,
     ) -> Result<Coordinator, Error> {
-        let stream = connector.connect(addr, timeout).await?;
+        let (stream, correlation) = connector.connect(addr, timeout).await?;
         Ok(Coordinator {
             stream,
             group: group.to_owned(),
-            correlation: 0,
+            correlation,
             timeout,
         })
     }
@@ -93,35 +91,15 @@ impl Coordinator {
     /// Sends `request` and reads its answer's body (after the correlation
     /// id, checked).
     pub(crate) async fn call(&mut self, request: Request) -> Result<Vec<u8>, Error> {
-        self.call_within(request, self.timeout).await
+        self.call_within(request, Duration::ZERO).await
     }
 
     /// [`Coordinator::call`], for a request the broker may hold longer
-    /// than the request timeout (a `JoinGroup` waits for the rebalance)
-    /// : up to `extra` more.
+    /// than the request timeout (a `JoinGroup` waits for the rebalance):
+    /// up to `extra` more.
     pub(crate) async fn call_within(&mut self, request: Request, extra: Duration) -> Result<Vec<u8>, Error> {
         let timeout = self.timeout.saturating_add(extra);
-        let correlation = self.correlation;
-        let bytes = request.finish();
-        let exchange = async {
-            self.stream.write_all(&bytes).await?;
-            let size = self.stream.read_i32().await?;
-            let size = usize::try_from(size)
-                .ok()
-                .filter(|&size| (4..=MAX_RESPONSE).contains(&size))
-                .ok_or_else(|| Error::Protocol(format!("an answer of {size} bytes")))?;
-            let mut body = vec![0; size];
-            self.stream.read_exact(&mut body).await?;
-            Ok::<_, Error>(body)
-        };
-        let body = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| timed_out("the coordinator"))??;
-        let mut reader = Reader::new(&body);
-        if reader.i32()? != correlation {
-            return Err(Error::Protocol("an answer to another request".to_owned()));
-        }
-        Ok(body.get(4..).unwrap_or_default().to_vec())
+        transport::call(&mut self.stream, request, self.correlation, timeout).await
     }
 
     /// The group's committed offsets of `partitions` (the next offset to
@@ -172,13 +150,6 @@ impl Coordinator {
         let body = self.call(request).await?;
         answers::commit(&body)
     }
-}
-
-fn timed_out(what: &str) -> Error {
-    Error::Io(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        format!("{what}: no answer in time"),
-    ))
 }
 
 /// Items grouped by topic, in the order first seen.

@@ -51,6 +51,7 @@ mod error;
 mod group;
 mod membership;
 mod record;
+mod sasl;
 mod stats;
 mod transport;
 mod wire;
@@ -59,6 +60,7 @@ pub use config::{KafkaConfig, MAX_TOPIC_LEN};
 pub use consumer::{Consumer, KafkaWatch};
 pub use error::Error;
 pub use record::{EVENT_HEADER, TOPIC_HEADER};
+pub use sasl::{Mechanism, Sasl};
 pub use stats::{Health, Stats};
 
 /// Not part of the API: the coordinator's answers as the consumer reads
@@ -67,7 +69,7 @@ pub use stats::{Health, Stats};
 pub mod fuzz {
     /// Reads `body` as each answer the consumer parses (`FindCoordinator`,
     /// `OffsetFetch`, `OffsetCommit`, `JoinGroup`, `SyncGroup`,
-    /// `Heartbeat`, and the members' subscriptions and assignments in
+    /// `Heartbeat`, `SaslHandshake`, `SaslAuthenticate`, and the members' subscriptions and assignments in
     /// them): never a panic, and a coordinator taken is a plain host and
     /// a port.
     pub fn answers(body: &[u8]) {
@@ -86,6 +88,8 @@ pub mod fuzz {
             let _ = crate::answers::assignment(&assigned);
         }
         let _ = crate::answers::acknowledged(body, "Heartbeat");
+        let _ = crate::answers::sasl_handshake(body);
+        let _ = crate::answers::sasl_authenticate(body);
         let _ = crate::answers::subscription(body);
         if let Ok(partitions) = crate::answers::assignment(body) {
             debug_assert!(partitions.iter().all(|(_, p)| *p >= 0));

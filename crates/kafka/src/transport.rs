@@ -8,21 +8,25 @@ use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::KafkaConfig;
 use crate::error::Error;
+use crate::sasl::Sasl;
+use crate::wire::{MAX_RESPONSE, Reader, Request};
 
 /// A connection to a broker, over TCP or TLS.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-/// What a connection to a broker needs: the TLS client, if any.
+/// What a connection to a broker needs: the TLS client and the SASL
+/// credentials, if any.
 #[derive(Clone, Default)]
 pub(crate) struct Connector {
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) sasl: Option<Sasl>,
 }
 
 impl Connector {
@@ -33,11 +37,28 @@ impl Connector {
         } else {
             None
         };
-        Ok(Connector { tls })
+        Ok(Connector {
+            tls,
+            sasl: config.sasl.clone(),
+        })
     }
 
-    /// A connection to `addr` (`HOST:PORT`), its TLS handshake done.
-    pub(crate) async fn connect(&self, addr: &str, timeout: Duration) -> Result<Box<dyn Stream>, Error> {
+    /// A connection to `addr` (`HOST:PORT`), its TLS handshake done and
+    /// authenticated; the last correlation id its requests used.
+    pub(crate) async fn connect(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<(Box<dyn Stream>, i32), Error> {
+        let mut stream = self.open(addr, timeout).await?;
+        let mut correlation = 0;
+        if let Some(sasl) = &self.sasl {
+            sasl.authenticate(&mut stream, &mut correlation, timeout).await?;
+        }
+        Ok((stream, correlation))
+    }
+
+    async fn open(&self, addr: &str, timeout: Duration) -> Result<Box<dyn Stream>, Error> {
         let connecting = async {
             let stream = TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
@@ -58,6 +79,40 @@ impl Connector {
             ))
         })?
     }
+}
+
+/// Sends `request` (of id `correlation`) and reads its answer's body
+/// (after the correlation id, checked), within `timeout`.
+pub(crate) async fn call(
+    stream: &mut Box<dyn Stream>,
+    request: Request,
+    correlation: i32,
+    timeout: Duration,
+) -> Result<Vec<u8>, Error> {
+    let bytes = request.finish();
+    let exchange = async {
+        stream.write_all(&bytes).await?;
+        stream.flush().await?;
+        let size = stream.read_i32().await?;
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|&size| (4..=MAX_RESPONSE).contains(&size))
+            .ok_or_else(|| Error::Protocol(format!("an answer of {size} bytes")))?;
+        let mut body = vec![0; size];
+        stream.read_exact(&mut body).await?;
+        Ok::<_, Error>(body)
+    };
+    let body = tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+        Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "a broker: no answer in time",
+        ))
+    })??;
+    let mut reader = Reader::new(&body);
+    if reader.i32()? != correlation {
+        return Err(Error::Protocol("an answer to another request".to_owned()));
+    }
+    Ok(body.get(4..).unwrap_or_default().to_vec())
 }
 
 /// The name the broker's certificate must carry: the host of `addr`

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use tether_node::KafkaConfig;
+use tether_node::{KafkaSasl as Sasl, KafkaSaslMechanism as Mechanism};
 
 /// The Kafka options (`--app demo` and `--app hub`).
 #[derive(clap::Args, Debug)]
@@ -67,6 +68,27 @@ pub(crate) struct KafkaArgs {
     /// for the brokers' certificates.
     #[arg(long, value_name = "FILE")]
     pub(crate) kafka_ca_file: Option<std::path::PathBuf>,
+    /// Authenticate to the brokers with SASL: PLAIN (over --kafka-tls in
+    /// earnest), SCRAM-SHA-256 or SCRAM-SHA-512; needs
+    /// --kafka-sasl-username and a password.
+    #[arg(long, value_name = "MECHANISM")]
+    pub(crate) kafka_sasl_mechanism: Option<String>,
+    /// The SASL user name.
+    #[arg(long, value_name = "USER", requires = "kafka_sasl_mechanism")]
+    pub(crate) kafka_sasl_username: Option<String>,
+    /// A file whose first line is the SASL password.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "kafka_sasl_mechanism",
+        conflicts_with = "kafka_sasl_password"
+    )]
+    pub(crate) kafka_sasl_password_file: Option<std::path::PathBuf>,
+    /// The SASL password: better given as TETHER_KAFKA_SASL_PASSWORD, in
+    /// the configuration file or with --kafka-sasl-password-file than on
+    /// the command line, where other users see it.
+    #[arg(long, value_name = "PASSWORD", requires = "kafka_sasl_mechanism")]
+    pub(crate) kafka_sasl_password: Option<String>,
 }
 
 impl KafkaArgs {
@@ -97,7 +119,37 @@ impl KafkaArgs {
         config.rebalance_timeout = Duration::from_secs_f64(self.kafka_rebalance_timeout);
         config.tls = self.kafka_tls;
         config.ca_file.clone_from(&self.kafka_ca_file);
+        config.sasl = self.sasl()?;
         config.check().map_err(|e| e.to_string())?;
         Ok(Some(config))
+    }
+
+    /// The SASL credentials asked for; the password file read (what it
+    /// holds never said).
+    fn sasl(&self) -> Result<Option<Sasl>, String> {
+        let Some(mechanism) = &self.kafka_sasl_mechanism else {
+            return Ok(None);
+        };
+        let mechanism = Mechanism::parse(mechanism).map_err(|e| format!("--kafka-sasl-mechanism: {e}"))?;
+        let username = self
+            .kafka_sasl_username
+            .clone()
+            .ok_or("--kafka-sasl-mechanism needs --kafka-sasl-username")?;
+        let password = match (&self.kafka_sasl_password_file, &self.kafka_sasl_password) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--kafka-sasl-password-file {}: {e}", path.display()))?;
+                text.lines().next().unwrap_or_default().to_owned()
+            }
+            (None, Some(password)) => password.clone(),
+            (None, None) => {
+                return Err(
+                    "--kafka-sasl-mechanism needs a password: --kafka-sasl-password-file, \
+                     or TETHER_KAFKA_SASL_PASSWORD"
+                        .to_owned(),
+                );
+            }
+        };
+        Ok(Some(Sasl::new(mechanism, username, password)))
     }
 }
