@@ -22,7 +22,8 @@ pub const MAX_TOPIC_LEN: usize = 128 - "kafka:::".len() - 10 - 19;
 pub struct KafkaConfig {
     /// The bootstrap brokers, `HOST:PORT`.
     pub brokers: Vec<String>,
-    /// The Kafka topics to consume (every partition of each).
+    /// The Kafka topics to consume: the partitions of each that the
+    /// group assigns this consumer.
     pub topics: Vec<String>,
     /// The consumer group whose committed offsets say where to resume.
     pub group: String,

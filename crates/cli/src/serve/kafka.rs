@@ -15,8 +15,8 @@ pub(crate) struct KafkaArgs {
     /// would, its offset committed for the group once the hub has it.
     #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
     pub(crate) kafka_brokers: Vec<String>,
-    /// The Kafka topics to consume (comma-separated), every partition of
-    /// each.
+    /// The Kafka topics to consume (comma-separated): the partitions of
+    /// each that the group assigns this node.
     #[arg(long, value_name = "TOPIC,...", value_delimiter = ',')]
     pub(crate) kafka_topics: Vec<String>,
     /// The consumer group: the nodes in one group share the topics'
