@@ -1,5 +1,7 @@
 //! Arbitrary bytes read as each answer the Kafka consumer takes from a
-//! group's coordinator (`FindCoordinator`, `OffsetFetch`, `OffsetCommit`):
+//! group's coordinator (`FindCoordinator`, `OffsetFetch`, `OffsetCommit`,
+//! `JoinGroup`, `SyncGroup`, `Heartbeat`, `LeaveGroup`, `SaslHandshake`,
+//! `SaslAuthenticate`, the members' subscriptions and assignments):
 //! never a panic or an allocation beyond the answer's size, and a
 //! coordinator taken is a plain host and a port.
 #![no_main]

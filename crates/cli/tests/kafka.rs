@@ -49,7 +49,17 @@ impl Node {
         command
             .args(["serve", "--app", "hub", "--port", "0", "--threads", "2"])
             .args(["--kafka-brokers", kafka.addr(), "--kafka-topics", topics])
-            .args(["--kafka-group", group, "--kafka-fetch-wait", "0.1"]);
+            .args(["--kafka-group", group, "--kafka-fetch-wait", "0.1"])
+            // Short, so that joins are quick (tansu holds a first join for
+            // half the session timeout, and a node killed stays in the
+            // group until its session ends).
+            .args([
+                "--kafka-session-timeout",
+                "2",
+                "--kafka-heartbeat-interval",
+                "0.2",
+            ])
+            .args(["--kafka-rebalance-timeout", "2"]);
         match data {
             Some(data) => command.arg("--data-dir").arg(data),
             None => command.arg("--memory"),
@@ -236,12 +246,59 @@ fn the_options_from_a_configuration_file_are_checked() {
     );
     let out = process::output(&["check-config", &good], &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // SASL, its password from a file.
+    let secret = dir.write("kafka-password", b"s3cret-from-file\n");
+    let sasl = "app = \"hub\"\nkafka-brokers = [\"k1:9093\"]\nkafka-topics = [\"orders\"]\nkafka-tls = true\n\
+                kafka-sasl-mechanism = \"SCRAM-SHA-512\"\nkafka-sasl-username = \"tether\"\n";
+    let with_file = dir.write(
+        "sasl-file.toml",
+        format!("{sasl}kafka-sasl-password-file = \"{secret}\"\n").as_bytes(),
+    );
+    let out = process::output(&["check-config", &with_file], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // In the file itself (check-config reads no environment, where
+    // TETHER_KAFKA_SASL_PASSWORD sets the same option).
+    let in_file = dir.write(
+        "sasl-in-file.toml",
+        format!("{sasl}kafka-sasl-password = \"s3cret-in-file\"\n").as_bytes(),
+    );
+    let out = process::output(&["check-config", &in_file], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let without = dir.write("sasl-without.toml", sasl.as_bytes());
+    let out = process::output(&["check-config", &without], &[]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("needs a password"), "{said}");
     for (bad, said) in [
         (
             "kafka-brokers = [\"k1:9092\"]\nkafka-topics = [\"orders\"]\nkafka-topic = [\"orders\"]\n",
             "--kafka-topic",
         ),
         ("kafka-topics = [\"orders\"]\n", "needs --kafka-brokers"),
+        (
+            "kafka-brokers = [\"k1:9092\"]\nkafka-topics = [\"orders\"]\nkafka-session-timeout = 3\nkafka-heartbeat-interval = 3\n",
+            "under the session timeout",
+        ),
+        (
+            "kafka-brokers = [\"k1:9092\"]\nkafka-topics = [\"orders\"]\nkafka-sasl-mechanism = \"SCRAM-SHA-512\"\n",
+            "needs --kafka-sasl-username",
+        ),
+        (
+            "kafka-brokers = [\"k1:9092\"]\nkafka-topics = [\"orders\"]\nkafka-sasl-mechanism = \"GSSAPI\"\nkafka-sasl-username = \"u\"\n",
+            "not a SASL mechanism",
+        ),
+        (
+            "kafka-brokers = [\"k1:9092\"]\nkafka-topics = [\"orders\"]\nkafka-sasl-mechanism = \"PLAIN\"\nkafka-sasl-username = \"u\"\n",
+            "needs a password",
+        ),
+        (
+            "kafka-brokers = [\"k1:9092\"]\nkafka-topics = [\"orders\"]\nkafka-ca-file = \"ca.pem\"\n",
+            "not asked for",
+        ),
+        (
+            "kafka-brokers = [\"k1:9092\"]\nkafka-topics = [\"orders\"]\nkafka-tls = true\nkafka-ca-file = \"absent.pem\"\n",
+            "absent.pem",
+        ),
         ("kafka-brokers = [\"k1:9092\"]\n", "no topic"),
         (
             "kafka-brokers = [\"k1\"]\nkafka-topics = [\"orders\"]\n",

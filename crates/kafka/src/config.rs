@@ -1,5 +1,6 @@
 //! The consumer's configuration.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tether_backoff::Backoff;
@@ -21,7 +22,8 @@ pub const MAX_TOPIC_LEN: usize = 128 - "kafka:::".len() - 10 - 19;
 pub struct KafkaConfig {
     /// The bootstrap brokers, `HOST:PORT`.
     pub brokers: Vec<String>,
-    /// The Kafka topics to consume (every partition of each).
+    /// The Kafka topics to consume: the partitions of each that the
+    /// group assigns this consumer.
     pub topics: Vec<String>,
     /// The consumer group whose committed offsets say where to resume.
     pub group: String,
@@ -39,6 +41,30 @@ pub struct KafkaConfig {
     /// How long a request to a broker may take before it counts as
     /// failed.
     pub request_timeout: Duration,
+    /// How long the group's coordinator waits without a heartbeat before
+    /// it gives this consumer's partitions to the others (Kafka's
+    /// `session.timeout.ms`; the broker bounds it, by default to 6 to
+    /// 300 s).
+    pub session_timeout: Duration,
+    /// How often the consumer tells the coordinator it is alive, and
+    /// learns of a rebalance (Kafka's `heartbeat.interval.ms`): under a
+    /// third of the session timeout.
+    pub heartbeat_interval: Duration,
+    /// How long, in a rebalance, the coordinator waits for every member
+    /// to join again (Kafka's `max.poll.interval.ms`): a member
+    /// publishing a record the hub cannot take yet rejoins only after it.
+    pub rebalance_timeout: Duration,
+    /// Whether the brokers are reached over TLS (every broker: the
+    /// bootstrap ones, those the cluster's metadata names, the group's
+    /// coordinator). The brokers' certificates are checked against the
+    /// system's roots and [`KafkaConfig::ca_file`]'s, and must name the
+    /// host they are reached at.
+    pub tls: bool,
+    /// A PEM file of the certificates that the brokers' are checked
+    /// against, besides the system's roots (with TLS only).
+    pub ca_file: Option<PathBuf>,
+    /// SASL credentials for every broker, if they ask for them.
+    pub sasl: Option<crate::Sasl>,
     /// The waits between attempts after a Kafka error, and between
     /// publishes the hub could not take.
     pub backoff: Backoff,
@@ -58,6 +84,12 @@ impl KafkaConfig {
             fetch_max_bytes: 1 << 20,
             commit_interval: Duration::ZERO,
             request_timeout: Duration::from_secs(10),
+            session_timeout: Duration::from_secs(45),
+            heartbeat_interval: Duration::from_secs(3),
+            rebalance_timeout: Duration::from_secs(60),
+            tls: false,
+            ca_file: None,
+            sasl: None,
             backoff: Backoff::new(),
         }
     }
@@ -90,7 +122,8 @@ impl KafkaConfig {
     ///
     /// No broker or no topic, an empty or over-long name (a topic over
     /// [`MAX_TOPIC_LEN`]), a mapping of a topic not consumed, a fetch size
-    /// under 1 KiB.
+    /// under 1 KiB, a heartbeat interval not under the session timeout, a
+    /// CA file without TLS or that holds no certificate.
     pub fn check(&self) -> Result<(), Error> {
         if self.brokers.is_empty() {
             return Err(Error::Config("no broker".to_owned()));
@@ -117,6 +150,32 @@ impl KafkaConfig {
             return Err(Error::Config(format!(
                 "the mapping names {kafka}, which is not consumed"
             )));
+        }
+        if self.heartbeat_interval.is_zero() || self.heartbeat_interval >= self.session_timeout {
+            return Err(Error::Config(
+                "the heartbeat interval is above zero and under the session timeout".to_owned(),
+            ));
+        }
+        if self.session_timeout.as_millis() > i32::MAX as u128
+            || self.rebalance_timeout.as_millis() > i32::MAX as u128
+            || self.rebalance_timeout.is_zero()
+        {
+            return Err(Error::Config(
+                "the session and rebalance timeouts are above zero and under 24 days".to_owned(),
+            ));
+        }
+        if self.ca_file.is_some() && !self.tls {
+            return Err(Error::Config(
+                "a CA file is for TLS, which is not asked for".to_owned(),
+            ));
+        }
+        if self.tls {
+            crate::transport::client_config(self.ca_file.as_deref())?;
+        }
+        if let Some(sasl) = &self.sasl
+            && (sasl.username.is_empty() || sasl.password.is_empty())
+        {
+            return Err(Error::Config("SASL needs a user name and a password".to_owned()));
         }
         if self.fetch_max_bytes < 1024 {
             return Err(Error::Config("a fetch asks for at least 1 KiB".to_owned()));

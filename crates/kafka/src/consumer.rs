@@ -1,6 +1,6 @@
 //! The consumer: a thread of its own, with a tokio runtime of its own,
-//! that reads the group's committed offsets, fetches each partition from
-//! there, hands each record to its publisher in the partition's order,
+//! that joins the group, reads the group's committed offsets of the
+//! partitions assigned to it, fetches each from there, hands each record to its publisher in the partition's order,
 //! and commits the offsets once the publishes they cover are
 //! acknowledged.
 
@@ -16,8 +16,10 @@ use tether_ingest::{Outcome, Publisher, StopSignal, Worker};
 use crate::config::KafkaConfig;
 use crate::error::Error;
 use crate::group::{Coordinator, Partition};
+use crate::membership::{Member, Terms};
 use crate::record::event_of;
 use crate::stats::{Counters, Health, HealthCell, Stats};
+use crate::transport::Connector;
 
 /// The largest message the client takes from a broker: a fetch's answer
 /// is bounded by `fetch_max_bytes` per partition, and one record batch
@@ -123,9 +125,19 @@ fn run(config: &KafkaConfig, mut publisher: impl Publisher, shared: &Shared) {
         }
     };
     let mut attempts = Attempts::new(config.backoff);
+    let mut member = Member::default();
+    let connector = match Connector::of(config) {
+        Ok(connector) => connector,
+        Err(e) => {
+            crate::stats::fail(&shared.health, e.to_string());
+            return;
+        }
+    };
     while !shared.stop.stopping() {
         let mut session = Session {
             config,
+            connector: &connector,
+            member: &mut member,
             publisher: &mut publisher,
             shared,
             attempts: &mut attempts,
@@ -156,10 +168,20 @@ struct Reading {
     committed: Option<i64>,
 }
 
-/// One connection's worth of consuming: connect, read the offsets,
-/// consume until stopped or an error.
+/// How a generation ended.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    Stopped,
+    Rebalance,
+}
+
+/// One connection's worth of consuming: connect, join the group, read
+/// the offsets of the partitions assigned, consume until stopped, a
+/// rebalance (then join again) or an error.
 struct Session<'a, P> {
     config: &'a KafkaConfig,
+    connector: &'a Connector,
+    member: &'a mut Member,
     publisher: &'a mut P,
     shared: &'a Shared,
     attempts: &'a mut Attempts,
@@ -172,22 +194,129 @@ impl<P: Publisher> Session<'_, P> {
             deadline: Some(config.request_timeout),
             ..rskafka::BackoffConfig::default()
         };
-        let client = tokio::time::timeout(
+        let mut builder = ClientBuilder::new(config.brokers.clone())
+            .client_id("tether-kafka")
+            .max_message_size(MAX_MESSAGE)
+            .backoff_config(backoff);
+        if let Some(tls) = &self.connector.tls {
+            builder = builder.tls_config(tls.clone());
+        }
+        if let Some(sasl) = &self.connector.sasl {
+            builder = builder.sasl_config(sasl.for_client());
+        }
+        let client = tokio::time::timeout(config.request_timeout, builder.build())
+            .await
+            .map_err(|_| Error::Protocol("the brokers did not answer in time".to_owned()))??;
+        let topics = client.list_topics().await?;
+        if let Some(absent) = config
+            .topics
+            .iter()
+            .find(|name| !topics.iter().any(|t| &t.name == *name))
+        {
+            return Err(Error::UnknownTopic(absent.clone()));
+        }
+        let mut coordinator = Coordinator::find(
+            self.connector,
+            &config.brokers,
+            &config.group,
             config.request_timeout,
-            ClientBuilder::new(config.brokers.clone())
-                .client_id("tether-kafka")
-                .max_message_size(MAX_MESSAGE)
-                .backoff_config(backoff)
-                .build(),
         )
-        .await
-        .map_err(|_| Error::Protocol("the brokers did not answer in time".to_owned()))??;
-        let mut readings = self.partitions(&client).await?;
-        let mut coordinator =
-            Coordinator::find(&config.brokers, &config.group, config.request_timeout).await?;
+        .await?;
+        let terms = Terms {
+            topics: &config.topics,
+            session_timeout: config.session_timeout,
+            rebalance_timeout: config.rebalance_timeout,
+        };
+        loop {
+            let assigned = self.member.join(&mut coordinator, &client, &terms).await?;
+            let mut readings = self.partitions(&client, assigned).await?;
+            self.resume(&mut coordinator, &mut readings).await?;
+            let counters = &self.shared.counters;
+            counters
+                .partitions
+                .store(readings.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.shared.health.set(Health::Consuming);
+            log::info!(
+                "kafka: consuming {} partitions of {} in the group {} (generation {})",
+                readings.len(),
+                config.topics.join(", "),
+                config.group,
+                self.member.generation().unwrap_or(-1),
+            );
+            self.attempts.reset();
+            if self.generation(&mut coordinator, &mut readings).await? == End::Stopped {
+                if let Err(e) = self.member.leave(&mut coordinator).await {
+                    log::warn!("kafka: leaving the group {}: {e}", config.group);
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// Consumes the partitions of one generation until stopped (their
+    /// offsets committed) or a rebalance (those acknowledged committed if
+    /// the coordinator still takes them).
+    async fn generation(
+        &mut self,
+        coordinator: &mut Coordinator,
+        readings: &mut [Reading],
+    ) -> Result<End, Error> {
+        let config = self.config;
+        let mut last_commit = Instant::now();
+        let mut last_beat = Instant::now();
+        loop {
+            let stopping = if readings.is_empty() {
+                // More members than partitions: this one waits for a
+                // rebalance, heartbeating.
+                self.shared
+                    .stop
+                    .sleep(config.fetch_wait.min(config.heartbeat_interval))
+            } else {
+                self.consume(readings).await?
+            };
+            if stopping || last_commit.elapsed() >= config.commit_interval {
+                match self.commit(coordinator, readings).await {
+                    Ok(()) => last_commit = Instant::now(),
+                    Err(e) if e.rebalancing() => return Ok(self.rebalanced(&e, stopping)),
+                    Err(e) => return Err(e),
+                }
+            }
+            if stopping {
+                return Ok(End::Stopped);
+            }
+            if last_beat.elapsed() >= config.heartbeat_interval {
+                match self.member.heartbeat(coordinator).await {
+                    Ok(()) => last_beat = Instant::now(),
+                    Err(e) if e.rebalancing() => {
+                        if let Err(e) = self.commit(coordinator, readings).await {
+                            log::warn!(
+                                "kafka: the acknowledged offsets were not committed before the rebalance \
+                                 (their records come again, under the same keys): {e}"
+                            );
+                        }
+                        return Ok(self.rebalanced(&e, false));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    fn rebalanced(&self, why: &Error, stopping: bool) -> End {
+        Counters::add(&self.shared.counters.rebalances, 1);
+        log::info!("kafka: the group {} rebalances: {why}", self.config.group);
+        if stopping { End::Stopped } else { End::Rebalance }
+    }
+
+    /// Where each partition resumes: the group's committed offset, or
+    /// its earliest record.
+    async fn resume(&mut self, coordinator: &mut Coordinator, readings: &mut [Reading]) -> Result<(), Error> {
+        if readings.is_empty() {
+            return Ok(());
+        }
         let at: Vec<Partition> = readings.iter().map(|r| r.at.clone()).collect();
         let committed = coordinator.committed(&at).await?;
-        for reading in &mut readings {
+        for reading in readings {
             reading.committed = committed.get(&reading.at).copied();
             let earliest = reading.client.get_offset(OffsetAt::Earliest).await?;
             reading.next = match reading.committed {
@@ -211,47 +340,22 @@ impl<P: Publisher> Session<'_, P> {
                 }
             };
         }
-        self.shared.health.set(Health::Consuming);
-        log::info!(
-            "kafka: consuming {} partitions of {} in the group {}",
-            readings.len(),
-            config.topics.join(", "),
-            config.group
-        );
-        self.attempts.reset();
-        let mut last_commit = Instant::now();
-        loop {
-            let stopping = self.consume(&mut readings).await?;
-            if stopping || last_commit.elapsed() >= config.commit_interval {
-                self.commit(&mut coordinator, &mut readings).await?;
-                last_commit = Instant::now();
-            }
-            if stopping {
-                return Ok(());
-            }
-        }
+        Ok(())
     }
 
-    /// A client for each partition of each topic consumed.
-    async fn partitions(&self, client: &Client) -> Result<Vec<Reading>, Error> {
-        let topics = client.list_topics().await?;
-        let mut readings = Vec::new();
-        for name in &self.config.topics {
-            let topic = topics
-                .iter()
-                .find(|t| &t.name == name)
-                .ok_or_else(|| Error::UnknownTopic(name.clone()))?;
-            for &partition in &topic.partitions {
-                let client = client
-                    .partition_client(name.clone(), partition, UnknownTopicHandling::Error)
-                    .await?;
-                readings.push(Reading {
-                    client,
-                    at: (name.clone(), partition),
-                    next: 0,
-                    committed: None,
-                });
-            }
+    /// A client for each partition assigned.
+    async fn partitions(&self, client: &Client, assigned: Vec<Partition>) -> Result<Vec<Reading>, Error> {
+        let mut readings = Vec::with_capacity(assigned.len());
+        for (topic, partition) in assigned {
+            let client = client
+                .partition_client(topic.clone(), partition, UnknownTopicHandling::Error)
+                .await?;
+            readings.push(Reading {
+                client,
+                at: (topic, partition),
+                next: 0,
+                committed: None,
+            });
         }
         Ok(readings)
     }
@@ -357,7 +461,8 @@ impl<P: Publisher> Session<'_, P> {
         if offsets.is_empty() {
             return Ok(());
         }
-        coordinator.commit(&offsets).await?;
+        let (generation, member) = self.member.commit_as();
+        coordinator.commit(&offsets, generation, member).await?;
         Counters::add(&self.shared.counters.commits, 1);
         let committed: HashMap<&Partition, i64> = offsets.iter().map(|(p, o)| (p, *o)).collect();
         for reading in readings {

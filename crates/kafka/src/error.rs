@@ -20,11 +20,45 @@ pub enum Error {
         /// The Kafka error code.
         code: i16,
     },
+    /// A broker refused this consumer's SASL credentials, or does not
+    /// offer its mechanism.
+    Authentication(String),
     /// A topic to consume is not on the brokers.
     UnknownTopic(String),
     /// The consumer's thread could not start.
     Thread(std::io::Error),
 }
+
+impl Error {
+    /// Whether the coordinator said the group is rebalancing, or that
+    /// this member's generation or id is no longer the group's: the
+    /// member joins again.
+    pub(crate) fn rebalancing(&self) -> bool {
+        matches!(
+            self,
+            Error::Broker {
+                code: ILLEGAL_GENERATION | UNKNOWN_MEMBER_ID | REBALANCE_IN_PROGRESS,
+                ..
+            }
+        )
+    }
+
+    /// Whether the coordinator no longer knows this member's id.
+    pub(crate) fn unknown_member(&self) -> bool {
+        matches!(
+            self,
+            Error::Broker {
+                code: UNKNOWN_MEMBER_ID,
+                ..
+            }
+        )
+    }
+}
+
+/// Kafka's codes for a generation that is over.
+const ILLEGAL_GENERATION: i16 = 22;
+const UNKNOWN_MEMBER_ID: i16 = 25;
+const REBALANCE_IN_PROGRESS: i16 = 27;
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,6 +70,7 @@ impl std::fmt::Display for Error {
             Error::Broker { request, code } => {
                 write!(f, "Kafka: {request} refused with error code {code}")
             }
+            Error::Authentication(why) => write!(f, "Kafka SASL authentication: {why}"),
             Error::UnknownTopic(topic) => write!(f, "Kafka: no topic {topic} on the brokers"),
             Error::Thread(e) => write!(f, "the Kafka consumer's thread: {e}"),
         }

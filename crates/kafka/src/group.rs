@@ -1,30 +1,28 @@
-//! The consumer group's committed offsets, through the group's
-//! coordinator: `FindCoordinator` (v1), `OffsetFetch` (v1) and
-//! `OffsetCommit` (v2, as a consumer that assigns itself its partitions
-//! commits: generation -1, no member id). Plain, non-flexible versions
-//! every broker since Kafka 0.11 answers, Kafka 4 included.
+//! The connection to the consumer group's coordinator, and the group's
+//! committed offsets through it: `FindCoordinator` (v1), `OffsetFetch`
+//! (v1) and `OffsetCommit` (v2, with the member's generation and id).
+//! Plain, non-flexible versions every broker since Kafka 0.11 answers,
+//! Kafka 4 included. The membership's requests are in `membership.rs`.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
 use crate::answers;
 use crate::error::Error;
-use crate::wire::{MAX_RESPONSE, Reader, Request};
+use crate::transport::{self, Connector, Stream};
+use crate::wire::Request;
 
 const FIND_COORDINATOR: i16 = 10;
 const OFFSET_FETCH: i16 = 9;
 const OFFSET_COMMIT: i16 = 8;
-const CLIENT_ID: &str = "tether-kafka";
+pub(crate) const CLIENT_ID: &str = "tether-kafka";
 
 /// A partition of a topic.
 pub(crate) type Partition = (String, i32);
 
 /// A connection to a group's coordinator.
 pub(crate) struct Coordinator {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     group: String,
     correlation: i32,
     timeout: Duration,
@@ -34,13 +32,14 @@ impl Coordinator {
     /// Asks the brokers, in turn, which is the coordinator of `group`, and
     /// connects to it.
     pub(crate) async fn find(
+        connector: &Connector,
         brokers: &[String],
         group: &str,
         timeout: Duration,
     ) -> Result<Coordinator, Error> {
         let mut last = Error::Config("no broker".to_owned());
         for broker in brokers {
-            match Coordinator::find_through(broker, group, timeout).await {
+            match Coordinator::find_through(connector, broker, group, timeout).await {
                 Ok(coordinator) => return Ok(coordinator),
                 Err(e) => last = e,
             }
@@ -48,59 +47,59 @@ impl Coordinator {
         Err(last)
     }
 
-    async fn find_through(broker: &str, group: &str, timeout: Duration) -> Result<Coordinator, Error> {
-        let mut through = Coordinator::connect(broker, group, timeout).await?;
+    async fn find_through(
+        connector: &Connector,
+        broker: &str,
+        group: &str,
+        timeout: Duration,
+    ) -> Result<Coordinator, Error> {
+        let mut through = Coordinator::connect(connector, broker, group, timeout).await?;
         let mut request = Request::new(FIND_COORDINATOR, 1, through.next_correlation(), CLIENT_ID);
         request.string(group);
         request.i8(0); // the key is a group
         let body = through.call(request).await?;
         let (host, port) = answers::coordinator(&body)?;
         // The broker asked may be the coordinator: its connection serves.
-        Coordinator::connect(&format!("{host}:{port}"), group, timeout).await
+        Coordinator::connect(connector, &format!("{host}:{port}"), group, timeout).await
     }
 
-    async fn connect(addr: &str, group: &str, timeout: Duration) -> Result<Coordinator, Error> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| timed_out(addr))??;
-        stream.set_nodelay(true)?;
+    async fn connect(
+        connector: &Connector,
+        addr: &str,
+        group: &str,
+        timeout: Duration,
+    ) -> Result<Coordinator, Error> {
+        let (stream, correlation) = connector.connect(addr, timeout).await?;
         Ok(Coordinator {
             stream,
             group: group.to_owned(),
-            correlation: 0,
+            correlation,
             timeout,
         })
     }
 
-    fn next_correlation(&mut self) -> i32 {
+    /// The group's id.
+    pub(crate) fn group(&self) -> &str {
+        &self.group
+    }
+
+    pub(crate) fn next_correlation(&mut self) -> i32 {
         self.correlation = self.correlation.wrapping_add(1);
         self.correlation
     }
 
     /// Sends `request` and reads its answer's body (after the correlation
     /// id, checked).
-    async fn call(&mut self, request: Request) -> Result<Vec<u8>, Error> {
-        let correlation = self.correlation;
-        let bytes = request.finish();
-        let exchange = async {
-            self.stream.write_all(&bytes).await?;
-            let size = self.stream.read_i32().await?;
-            let size = usize::try_from(size)
-                .ok()
-                .filter(|&size| (4..=MAX_RESPONSE).contains(&size))
-                .ok_or_else(|| Error::Protocol(format!("an answer of {size} bytes")))?;
-            let mut body = vec![0; size];
-            self.stream.read_exact(&mut body).await?;
-            Ok::<_, Error>(body)
-        };
-        let body = tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| timed_out("the coordinator"))??;
-        let mut reader = Reader::new(&body);
-        if reader.i32()? != correlation {
-            return Err(Error::Protocol("an answer to another request".to_owned()));
-        }
-        Ok(body.get(4..).unwrap_or_default().to_vec())
+    pub(crate) async fn call(&mut self, request: Request) -> Result<Vec<u8>, Error> {
+        self.call_within(request, Duration::ZERO).await
+    }
+
+    /// [`Coordinator::call`], for a request the broker may hold longer
+    /// than the request timeout (a `JoinGroup` waits for the rebalance):
+    /// up to `extra` more.
+    pub(crate) async fn call_within(&mut self, request: Request, extra: Duration) -> Result<Vec<u8>, Error> {
+        let timeout = self.timeout.saturating_add(extra);
+        transport::call(&mut self.stream, request, self.correlation, timeout).await
     }
 
     /// The group's committed offsets of `partitions` (the next offset to
@@ -124,13 +123,19 @@ impl Coordinator {
         answers::committed(&body)
     }
 
-    /// Commits `offsets` (each the next offset to read) for the group.
-    pub(crate) async fn commit(&mut self, offsets: &[(Partition, i64)]) -> Result<(), Error> {
+    /// Commits `offsets` (each the next offset to read) for the group, as
+    /// the member `member` of the generation `generation`.
+    pub(crate) async fn commit(
+        &mut self,
+        offsets: &[(Partition, i64)],
+        generation: i32,
+        member: &str,
+    ) -> Result<(), Error> {
         let by_topic = by_topic(offsets.iter().map(|((t, p), o)| (t.as_str(), *p, *o)));
         let mut request = Request::new(OFFSET_COMMIT, 2, self.next_correlation(), CLIENT_ID);
         request.string(&self.group);
-        request.i32(-1); // no generation: partitions assigned by the consumer itself
-        request.string(""); // no member
+        request.i32(generation);
+        request.string(member);
         request.i64(-1); // the broker's retention
         request.len(by_topic.len());
         for (topic, partitions) in &by_topic {
@@ -145,13 +150,6 @@ impl Coordinator {
         let body = self.call(request).await?;
         answers::commit(&body)
     }
-}
-
-fn timed_out(what: &str) -> Error {
-    Error::Io(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        format!("{what}: no answer in time"),
-    ))
 }
 
 /// Items grouped by topic, in the order first seen.
@@ -221,9 +219,10 @@ mod tests {
                 .await
                 .unwrap();
             let timeout = Duration::from_secs(10);
-            let mut coordinator = Coordinator::find(&[kafka.addr().to_owned()], &group, timeout)
-                .await
-                .unwrap();
+            let mut coordinator =
+                Coordinator::find(&Connector::default(), &[kafka.addr().to_owned()], &group, timeout)
+                    .await
+                    .unwrap();
             let at = (topic.clone(), 0);
             assert!(
                 coordinator
@@ -232,12 +231,16 @@ mod tests {
                     .unwrap()
                     .is_empty()
             );
-            coordinator.commit(&[(at.clone(), 1000)]).await.unwrap();
+            coordinator.commit(&[(at.clone(), 1000)], -1, "").await.unwrap();
             let committed = coordinator.committed(std::slice::from_ref(&at)).await.unwrap();
             assert_eq!(committed.get(&at), Some(&1000));
         });
         let mut config = KafkaConfig::new(vec![kafka.addr().to_owned()], vec![topic.clone()]);
         config.group = group;
+        // Short, so that the join is quick (tansu holds a first join for
+        // half the session timeout).
+        config.session_timeout = Duration::from_secs(2);
+        config.heartbeat_interval = Duration::from_millis(200);
         let (tx, rx) = mpsc::channel();
         let consumer = Consumer::start(config, move |event: &Event<'_>| {
             let _ = tx.send((event.data.to_owned(), event.key.to_owned()));

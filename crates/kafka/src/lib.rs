@@ -17,12 +17,15 @@
 //!   after another; a publish the hub cannot take now is tried again,
 //!   after a backoff, before any later record of its partition.
 //!
+//! - **Shared in a group**: the consumer joins its group (`JoinGroup`,
+//!   `SyncGroup`, the range assignor run by the group's leader) and reads
+//!   only the partitions assigned to it; it heartbeats, and in a
+//!   rebalance commits what was acknowledged and joins again; stopped,
+//!   it leaves the group, so that the others take its partitions at once.
+//!
 //! The client is `rskafka` (pure Rust, on tokio), which fetches but
-//! keeps no group: the offsets are the group's, committed and read with
-//! Kafka's `OffsetCommit` and `OffsetFetch` requests (the crate's own),
-//! as a consumer that assigns itself every partition does. There is no
-//! group membership: several consumers in one group each read every
-//! partition (see the README).
+//! keeps no group: the membership and the offsets are the crate's own
+//! requests to the group's coordinator.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(
@@ -41,18 +44,23 @@
 struct ReadmeExamples;
 
 mod answers;
+mod assign;
 mod config;
 mod consumer;
 mod error;
 mod group;
+mod membership;
 mod record;
+mod sasl;
 mod stats;
+mod transport;
 mod wire;
 
 pub use config::{KafkaConfig, MAX_TOPIC_LEN};
 pub use consumer::{Consumer, KafkaWatch};
 pub use error::Error;
 pub use record::{EVENT_HEADER, TOPIC_HEADER};
+pub use sasl::{Mechanism, Sasl};
 pub use stats::{Health, Stats};
 
 /// Not part of the API: the coordinator's answers as the consumer reads
@@ -60,13 +68,31 @@ pub use stats::{Health, Stats};
 #[doc(hidden)]
 pub mod fuzz {
     /// Reads `body` as each answer the consumer parses (`FindCoordinator`,
-    /// `OffsetFetch`, `OffsetCommit`): never a panic, and a coordinator
-    /// taken is a plain host and a port.
+    /// `OffsetFetch`, `OffsetCommit`, `JoinGroup`, `SyncGroup`,
+    /// `Heartbeat`, `SaslHandshake`, `SaslAuthenticate`, and the members' subscriptions and assignments in
+    /// them): never a panic, and a coordinator taken is a plain host and
+    /// a port.
     pub fn answers(body: &[u8]) {
         if let Ok((host, port)) = crate::answers::coordinator(body) {
             debug_assert!(port > 0 && !host.is_empty() && !host.contains(['/', '@', ' ']));
         }
         let _ = crate::answers::committed(body);
         let _ = crate::answers::commit(body);
+        if let Ok(joined) = crate::answers::joined(body) {
+            debug_assert!(!joined.member.is_empty());
+            for (_, metadata) in &joined.members {
+                let _ = crate::answers::subscription(metadata);
+            }
+        }
+        if let Ok(assigned) = crate::answers::synced(body) {
+            let _ = crate::answers::assignment(&assigned);
+        }
+        let _ = crate::answers::acknowledged(body, "Heartbeat");
+        let _ = crate::answers::sasl_handshake(body);
+        let _ = crate::answers::sasl_authenticate(body);
+        let _ = crate::answers::subscription(body);
+        if let Ok(partitions) = crate::answers::assignment(body) {
+            debug_assert!(partitions.iter().all(|(_, p)| *p >= 0));
+        }
     }
 }

@@ -12,6 +12,8 @@ pub(crate) struct Counters {
     pub(crate) retries: AtomicU64,
     pub(crate) kafka_errors: AtomicU64,
     pub(crate) commits: AtomicU64,
+    pub(crate) rebalances: AtomicU64,
+    pub(crate) partitions: AtomicU64,
     pub(crate) lag: AtomicU64,
 }
 
@@ -35,6 +37,11 @@ pub struct Stats {
     pub kafka_errors: u64,
     /// Offset commits the group's coordinator acknowledged.
     pub commits: u64,
+    /// Rebalances of the group this consumer took part in (after the
+    /// first join).
+    pub rebalances: u64,
+    /// Partitions assigned to this consumer now.
+    pub partitions: u64,
     /// Records behind the partitions' high watermarks, summed, at the
     /// last fetch (as the brokers report them).
     pub lag: u64,
@@ -49,6 +56,8 @@ impl Counters {
             retries: self.retries.load(Relaxed),
             kafka_errors: self.kafka_errors.load(Relaxed),
             commits: self.commits.load(Relaxed),
+            rebalances: self.rebalances.load(Relaxed),
+            partitions: self.partitions.load(Relaxed),
             lag: self.lag.load(Relaxed),
         }
     }
@@ -69,7 +78,7 @@ impl Stats {
     /// ```
     pub fn write_metrics(&self, group: &str, out: &mut String) {
         let label = format!("group=\"{group}\"");
-        let metrics: [(&str, &str, &str, u64); 7] = [
+        let metrics: [(&str, &str, &str, u64); 9] = [
             (
                 "tether_kafka_consumed_total",
                 "counter",
@@ -105,6 +114,18 @@ impl Stats {
                 "counter",
                 "Offset commits the consumer group's coordinator acknowledged.",
                 self.commits,
+            ),
+            (
+                "tether_kafka_rebalances_total",
+                "counter",
+                "Rebalances of the consumer group this consumer took part in.",
+                self.rebalances,
+            ),
+            (
+                "tether_kafka_partitions",
+                "gauge",
+                "Partitions assigned to this consumer by its group.",
+                self.partitions,
             ),
             (
                 "tether_kafka_lag_records",

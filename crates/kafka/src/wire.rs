@@ -24,6 +24,17 @@ impl Request {
         request
     }
 
+    /// An encoding with no size nor header: a consumer protocol's
+    /// subscription or assignment, carried as bytes in a request.
+    pub(crate) fn plain() -> Request {
+        Request { bytes: Vec::new() }
+    }
+
+    /// The bytes of a [`Request::plain`].
+    pub(crate) fn into_plain(self) -> Vec<u8> {
+        self.bytes
+    }
+
     pub(crate) fn i8(&mut self, v: i8) {
         self.bytes.extend_from_slice(&v.to_be_bytes());
     }
@@ -45,6 +56,12 @@ impl Request {
     pub(crate) fn string(&mut self, s: &str) {
         self.i16(i16::try_from(s.len()).unwrap_or(i16::MAX));
         self.bytes.extend_from_slice(s.as_bytes());
+    }
+
+    /// Bytes, their length first.
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
+        self.i32(i32::try_from(b.len()).unwrap_or(i32::MAX));
+        self.bytes.extend_from_slice(b);
     }
 
     /// An array's length.
@@ -110,6 +127,16 @@ impl<'a> Reader<'a> {
         String::from_utf8(bytes.to_vec())
             .map(Some)
             .map_err(|_| Error::Protocol("a string in an answer is not UTF-8".to_owned()))
+    }
+
+    /// Nullable bytes (empty for null), at most what is left.
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], Error> {
+        let len = self.i32()?;
+        if len < 0 {
+            return Ok(&[]);
+        }
+        let len = usize::try_from(len).map_err(|_| Error::Protocol("bytes too long".to_owned()))?;
+        self.take(len)
     }
 
     /// An array's length: at most what the bytes left could hold at

@@ -52,6 +52,11 @@ fn config(kafka: &Kafka, topics: &[&str]) -> KafkaConfig {
     );
     config.group = kafka.unique("group");
     config.fetch_wait = Duration::from_millis(100);
+    // Short, so that joins are quick (tansu holds a first join for half
+    // the session timeout).
+    config.session_timeout = Duration::from_secs(2);
+    config.heartbeat_interval = Duration::from_millis(200);
+    config.rebalance_timeout = Duration::from_secs(2);
     config
 }
 

@@ -74,7 +74,7 @@ pub use tls::{Tls, TlsCert};
 pub use tether_apps::{DemoLogin, HubSettings, HubShared};
 pub use tether_hub_durable::{DurableConfig, Fsync};
 #[cfg(feature = "kafka")]
-pub use tether_kafka::KafkaConfig;
+pub use tether_kafka::{KafkaConfig, Mechanism as KafkaSaslMechanism, Sasl as KafkaSasl};
 #[cfg(feature = "outbox")]
 pub use tether_outbox::{OutboxConfig, TableName};
 pub use tether_server::{Config, Handle, Handshake};

@@ -25,6 +25,22 @@ impl Kafka {
     /// `TETHER_REQUIRE_KAFKA` is set (then it fails). A tansu that is
     /// there must start: any other failure panics.
     pub fn start() -> Option<Kafka> {
+        Kafka::start_with(None)
+    }
+
+    /// [`Kafka::start`], the broker telling clients that it is at
+    /// `advertised` (`HOST:PORT`: a TLS terminator's in front of it)
+    /// rather than at its own address; `None` (printed) with a broker of
+    /// `TETHER_TEST_KAFKA`, which cannot be told so.
+    pub fn start_advertising(advertised: &str) -> Option<Kafka> {
+        if std::env::var("TETHER_TEST_KAFKA").is_ok_and(|addr| !addr.is_empty()) {
+            eprintln!("SKIPPED: the broker of TETHER_TEST_KAFKA cannot advertise another address");
+            return None;
+        }
+        Kafka::start_with(Some(advertised))
+    }
+
+    fn start_with(advertised: Option<&str>) -> Option<Kafka> {
         if let Ok(addr) = std::env::var("TETHER_TEST_KAFKA")
             && !addr.is_empty()
         {
@@ -53,7 +69,10 @@ impl Kafka {
             let child = Command::new(&bin)
                 .arg("broker")
                 .args(["--listener-url", &format!("tcp://{addr}")])
-                .args(["--advertised-listener-url", &format!("tcp://{addr}")])
+                .args([
+                    "--advertised-listener-url",
+                    &format!("tcp://{}", advertised.unwrap_or(&addr)),
+                ])
                 .args(["--storage-engine", "memory://tansu/"])
                 .stdin(Stdio::null())
                 .stdout(std::fs::File::create(&log).expect("the log"))

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use tether_node::KafkaConfig;
+use tether_node::{KafkaSasl as Sasl, KafkaSaslMechanism as Mechanism};
 
 /// The Kafka options (`--app demo` and `--app hub`).
 #[derive(clap::Args, Debug)]
@@ -14,13 +15,14 @@ pub(crate) struct KafkaArgs {
     /// would, its offset committed for the group once the hub has it.
     #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
     pub(crate) kafka_brokers: Vec<String>,
-    /// The Kafka topics to consume (comma-separated), every partition of
-    /// each.
+    /// The Kafka topics to consume (comma-separated): the partitions of
+    /// each that the group assigns this node.
     #[arg(long, value_name = "TOPIC,...", value_delimiter = ',')]
     pub(crate) kafka_topics: Vec<String>,
-    /// The consumer group whose committed offsets say where to resume
-    /// (a group new to a partition starts at its earliest record). One
-    /// node per group: the partitions are not shared out among nodes.
+    /// The consumer group: the nodes in one group share the topics'
+    /// partitions out (each record published by one of them), and its
+    /// committed offsets say where to resume (a group new to a partition
+    /// starts at its earliest record).
     #[arg(long, value_name = "GROUP", default_value = "tether")]
     pub(crate) kafka_group: String,
     /// The tether topic of the records of a Kafka topic that have no
@@ -39,6 +41,54 @@ pub(crate) struct KafkaArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 0.5,
           value_parser = super::values::seconds_between(0.01, 60.0))]
     pub(crate) kafka_fetch_wait: f64,
+    /// How long, in seconds, the group's coordinator waits without a
+    /// heartbeat from this node before it gives the node's partitions to
+    /// the others (the broker bounds it: Kafka to 6..300 by default).
+    #[arg(long, value_name = "SECONDS", default_value_t = 45.0,
+          value_parser = super::values::seconds_between(0.1, 3600.0))]
+    pub(crate) kafka_session_timeout: f64,
+    /// How often, in seconds, the node tells the group's coordinator it
+    /// is alive and learns of a rebalance; under a third of the session
+    /// timeout.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3.0,
+          value_parser = super::values::seconds_between(0.01, 3600.0))]
+    pub(crate) kafka_heartbeat_interval: f64,
+    /// How long, in seconds, a rebalance waits for every node of the
+    /// group to join again (a node retrying a publish the hub cannot take
+    /// joins after it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0,
+          value_parser = super::values::seconds_between(0.1, 3600.0))]
+    pub(crate) kafka_rebalance_timeout: f64,
+    /// Reach every broker over TLS, its certificate checked against the
+    /// system's roots (and --kafka-ca-file's) and the host it is reached
+    /// at.
+    #[arg(long)]
+    pub(crate) kafka_tls: bool,
+    /// With --kafka-tls, trust this CA too (a PEM file of certificates)
+    /// for the brokers' certificates.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kafka_ca_file: Option<std::path::PathBuf>,
+    /// Authenticate to the brokers with SASL: PLAIN (over --kafka-tls in
+    /// earnest), SCRAM-SHA-256 or SCRAM-SHA-512; needs
+    /// --kafka-sasl-username and a password.
+    #[arg(long, value_name = "MECHANISM")]
+    pub(crate) kafka_sasl_mechanism: Option<String>,
+    /// The SASL user name.
+    #[arg(long, value_name = "USER", requires = "kafka_sasl_mechanism")]
+    pub(crate) kafka_sasl_username: Option<String>,
+    /// A file whose first line is the SASL password.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "kafka_sasl_mechanism",
+        conflicts_with = "kafka_sasl_password"
+    )]
+    pub(crate) kafka_sasl_password_file: Option<std::path::PathBuf>,
+    /// The SASL password: better given as TETHER_KAFKA_SASL_PASSWORD, in
+    /// the configuration file or with --kafka-sasl-password-file than on
+    /// the command line, where other users see it.
+    #[arg(long, value_name = "PASSWORD", requires = "kafka_sasl_mechanism")]
+    pub(crate) kafka_sasl_password: Option<String>,
 }
 
 impl KafkaArgs {
@@ -64,7 +114,42 @@ impl KafkaArgs {
             .collect::<Result<_, _>>()?;
         config.commit_interval = Duration::from_secs_f64(self.kafka_commit_interval);
         config.fetch_wait = Duration::from_secs_f64(self.kafka_fetch_wait);
+        config.session_timeout = Duration::from_secs_f64(self.kafka_session_timeout);
+        config.heartbeat_interval = Duration::from_secs_f64(self.kafka_heartbeat_interval);
+        config.rebalance_timeout = Duration::from_secs_f64(self.kafka_rebalance_timeout);
+        config.tls = self.kafka_tls;
+        config.ca_file.clone_from(&self.kafka_ca_file);
+        config.sasl = self.sasl()?;
         config.check().map_err(|e| e.to_string())?;
         Ok(Some(config))
+    }
+
+    /// The SASL credentials asked for; the password file read (what it
+    /// holds never said).
+    fn sasl(&self) -> Result<Option<Sasl>, String> {
+        let Some(mechanism) = &self.kafka_sasl_mechanism else {
+            return Ok(None);
+        };
+        let mechanism = Mechanism::parse(mechanism).map_err(|e| format!("--kafka-sasl-mechanism: {e}"))?;
+        let username = self
+            .kafka_sasl_username
+            .clone()
+            .ok_or("--kafka-sasl-mechanism needs --kafka-sasl-username")?;
+        let password = match (&self.kafka_sasl_password_file, &self.kafka_sasl_password) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--kafka-sasl-password-file {}: {e}", path.display()))?;
+                text.lines().next().unwrap_or_default().to_owned()
+            }
+            (None, Some(password)) => password.clone(),
+            (None, None) => {
+                return Err(
+                    "--kafka-sasl-mechanism needs a password: --kafka-sasl-password-file, \
+                     or TETHER_KAFKA_SASL_PASSWORD"
+                        .to_owned(),
+                );
+            }
+        };
+        Ok(Some(Sasl::new(mechanism, username, password)))
     }
 }

@@ -21,13 +21,20 @@ pub(crate) struct Producer {
 
 impl Producer {
     pub(crate) fn connect(addr: &str) -> Producer {
+        Producer::connect_with(addr, None)
+    }
+
+    /// A producer reaching the brokers with `tls` (if given).
+    pub(crate) fn connect_with(addr: &str, tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> Producer {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let client = runtime
-            .block_on(ClientBuilder::new(vec![addr.to_owned()]).build())
-            .unwrap();
+        let mut builder = ClientBuilder::new(vec![addr.to_owned()]);
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls);
+        }
+        let client = runtime.block_on(builder.build()).unwrap();
         Producer { runtime, client }
     }
 
