@@ -228,7 +228,13 @@ impl<P: Publisher> Session<'_, P> {
             rebalance_timeout: config.rebalance_timeout,
         };
         loop {
-            let assigned = self.member.join(&mut coordinator, &client, &terms).await?;
+            // A join waits out the group's rebalance (up to its timeout, a
+            // minute by default): a stop does not.
+            let (member, stop) = (&mut self.member, &self.shared.stop);
+            let assigned = tokio::select! {
+                assigned = member.join(&mut coordinator, &client, &terms) => assigned?,
+                () = stopped(stop) => return Ok(()),
+            };
             let mut readings = self.partitions(&client, assigned).await?;
             self.resume(&mut coordinator, &mut readings).await?;
             let counters = &self.shared.counters;
@@ -484,4 +490,11 @@ fn out_of_range(error: &rskafka::client::error::Error) -> bool {
             ..
         }
     )
+}
+
+/// Done once `stop` is raised (looked at every tenth of a second).
+async fn stopped(stop: &StopSignal) {
+    while !stop.stopping() {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -130,3 +130,32 @@ fn two_consumers_share_the_partitions_and_one_takes_over_when_the_other_leaves()
     assert_eq!(keys, second, "nothing lost, nothing of a's again");
     b.stop();
 }
+
+/// A stop while the group's coordinator holds the join (tansu holds a
+/// first join for half the session timeout, as a rebalance waiting for
+/// slow members would) ends the consumer at once, not when the join is
+/// answered.
+#[test]
+fn a_stop_does_not_wait_for_a_held_join() {
+    let Some(kafka) = Kafka::start() else { return };
+    let producer = Producer::connect(kafka.addr());
+    let topic = kafka.unique("held");
+    producer.create_topic(&topic, 1);
+    let mut config = KafkaConfig::new(vec![kafka.addr().to_owned()], vec![topic]);
+    config.group = kafka.unique("group");
+    config.session_timeout = Duration::from_secs(120);
+    config.rebalance_timeout = Duration::from_secs(120);
+    let (tx, _rx) = mpsc::channel();
+    let consumer = member("a", config, tx);
+    let watch = consumer.watch();
+    // Well into its join, which the broker holds for a minute.
+    std::thread::sleep(Duration::from_secs(1));
+    let (stopped, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        consumer.stop();
+        let _ = stopped.send(());
+    });
+    done.recv_timeout(PATIENCE)
+        .expect("stopped while the join was held");
+    assert_eq!(watch.stats().partitions, 0, "it never joined");
+}
