@@ -66,6 +66,7 @@ mod router;
 mod routes;
 mod settings;
 mod shared;
+mod sse_encoded;
 mod subscribers;
 
 use std::sync::Arc;
@@ -405,6 +406,17 @@ impl App for HubApp {
         // A question about the subject its token named, still out.
         self.hooks.forget(conn);
         (self.delivery).leave(ctx, &mut parts!(self), conn, &reason);
+    }
+
+    fn compress_event_stream(&mut self, state: &mut Admission, request: &Request<'_>) -> bool {
+        let settings = &self.shared.settings;
+        match state.topic() {
+            Some(topic) => settings.compresses(topic),
+            // A multi-topic stream: only if each of its topics may be.
+            None => request
+                .query_params("topic")
+                .all(|topic| settings.compresses(&topic)),
+        }
     }
 
     fn event_stream_headers(
