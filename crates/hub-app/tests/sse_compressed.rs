@@ -256,7 +256,7 @@ fn gzip_and_deflate_streams_share_each_event_and_end_with_their_trailers() {
         );
     }
 
-    let before = tether_hub::shared_compressions();
+    let before = tether_hub::shared_sse_compressions();
     let mut sent = Vec::new();
     for (n, len) in [(1, 300), (2, 2000), (3, 40)] {
         let data = data(n, len);
@@ -270,7 +270,7 @@ fn gzip_and_deflate_streams_share_each_event_and_end_with_their_trailers() {
         sent.push(line);
     }
     // Two events above the floor, each compressed once for both streams.
-    assert_eq!(tether_hub::shared_compressions() - before, 2);
+    assert_eq!(tether_hub::shared_sse_compressions() - before, 2);
     // Heartbeats come within the compressed stream too.
     let after_events = gzip.body.plain.len();
     while !gzip.body.plain[after_events..].windows(2).any(|w| w == b":\n") {

@@ -16,6 +16,8 @@ use crate::key::is_valid_publish_key;
 
 mod pieces;
 
+pub use pieces::shared_sse_compressions;
+
 /// The longest event type, in bytes.
 pub const MAX_EVENT_TYPE_LEN: usize = 64;
 

@@ -2,11 +2,23 @@
 //! once, shared by every compressed stream the event goes to.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tether_deflate::Piece;
 
-use super::{COMPRESSIONS, Event};
+use super::Event;
+
+/// Event-stream pieces compressed in this process.
+static COMPRESSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How many event-stream forms this process has compressed for sharing
+/// ([`Event::sse_piece`], [`Event::sse_multi_piece`]): at most one per
+/// event and form, however many streams received them; pieces stored
+/// uncompressed (shorter than the floor) are not counted. A counter for
+/// metrics.
+pub fn shared_sse_compressions() -> u64 {
+    COMPRESSIONS.load(Ordering::Relaxed)
+}
 
 impl Event {
     /// [`Event::sse`] as deflate blocks that stand alone (a fresh window,
