@@ -212,6 +212,42 @@ test('a. the page\'s EventSource receives the clock topic\'s tick events', { tim
   assert.match(log[0], /^#\d+\b/, 'newest tick first in the log');
 });
 
+test('a2. Chromium\'s own EventSource takes its stream compressed (gzip) and reads each event as it comes', { timeout: TEST_TIMEOUT }, async () => {
+  const token = `zip-${Date.now()}`;
+  const own = await startServer(0, ['--publish-token', token]);
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(`a2: ${e.message}`));
+    assert.equal((await page.goto(own.url, { timeout: WAIT }))?.status(), 200);
+    const stream = page.waitForResponse((r) => r.url().endsWith('/topics/zip/events'), { timeout: WAIT });
+    await page.evaluate(() => {
+      window.__zip = [];
+      const source = new EventSource('/topics/zip/events');
+      source.onmessage = (e) => window.__zip.push(e.data);
+    });
+    const headers = await (await stream).allHeaders();
+    assert.equal(headers['content-encoding'], 'gzip', JSON.stringify(headers));
+    assert.match(headers.vary ?? '', /accept-encoding/i);
+    // A ~2 KB JSON event, then a short one: each arrives before the next
+    // is published (flushed at once), whole.
+    const quotes = JSON.stringify(Array.from({ length: 24 }, (_, i) =>
+      ({ symbol: `SYM${i}`, bid: 100 + i + 0.25, ask: 101 + i + 0.5, venue: 'XNAS' })));
+    for (const [n, data] of [[1, quotes], [2, 'short']]) {
+      const status = await page.evaluate(async ([k, d]) => (await fetch('/topics/zip', {
+        method: 'POST', headers: { Authorization: `Bearer ${k}` }, body: d,
+      })).status, [token, data]);
+      assert.equal(status, 200);
+      await waitUntil(page, (p) => p.evaluate(() => window.__zip), (got) => got.length === n,
+        `event ${n} in the compressed stream`);
+    }
+    assert.deepEqual(await page.evaluate(() => window.__zip), [quotes, 'short']);
+  } finally {
+    await context.close();
+    await stopServer(own);
+  }
+});
+
 // The people of the chat and private-message tests: alice and bob signed
 // in (each in a browser context of their own; alice with a second page
 // too) and a guest, all in one room. Test c sets them up, test k uses them.

@@ -136,6 +136,55 @@ run_suite() {
 start_server
 run_suite "http://127.0.0.1:$port"
 
+# Compressed event streams with curl --compressed -N, over HTTP/1.1 and
+# HTTP/2 (h2c): the head names the coding, curl inflates each event as it
+# comes, a resume replays exactly the rest; then a stream the server ends
+# (SIGTERM) ends with a trailer curl checks (it exits 0, not 61).
+publish_id() {
+    curl -s --max-time 10 -H "Authorization: Bearer $token" --data-binary "$2" "$1" \
+        | sed -n 's|.*"id":"\([^"]*\)".*|\1|p'
+}
+compressed_case() {
+    local url="$1" coding="$2" topic="zip$RANDOM" rc=0 first second
+    shift 2
+    local data='{"symbol":"ACME","bid":101.25,"ask":101.5,"venue":"XNAS","note":"a quote, a quote, a quote"}'
+    first="$(publish_id "$url/topics/$topic" "$data")"
+    second="$(publish_id "$url/topics/$topic" "$data")"
+    [[ -n "$first" && -n "$second" ]] || die "compressed: could not publish to $topic"
+    curl "$@" --compressed -sN --max-time 2 -D "$work/zip.head" -H "Accept-Encoding: $coding" \
+        -H "Last-Event-ID: $first" "$url/topics/$topic/events" >"$work/zip.body" || rc=$?
+    [[ "$rc" == 28 ]] || die "compressed ($coding $*): curl exited $rc, expected 28 (--max-time)"
+    grep -qi "^content-encoding: $coding" "$work/zip.head" \
+        || die "compressed ($coding $*): no Content-Encoding: $coding in $(cat "$work/zip.head")"
+    grep -qi '^vary: accept-encoding' "$work/zip.head" || die "compressed ($coding $*): no Vary"
+    grep -qx "id: $second" "$work/zip.body" && ! grep -q "id: $first" "$work/zip.body" \
+        || die "compressed ($coding $*): not exactly the rest: $(cat "$work/zip.body")"
+    "$bin" sse-decode <"$work/zip.body" | grep -q "$second" \
+        || die "compressed ($coding $*): sse-decode did not read the event"
+    say "compressed event stream: $coding $* (resumed after $first: $second)"
+}
+start_server
+for coding in gzip deflate; do
+    compressed_case "http://127.0.0.1:$port" "$coding" --http1.1
+    compressed_case "http://127.0.0.1:$port" "$coding" --http2-prior-knowledge
+done
+curl --compressed -sN --max-time 20 "http://127.0.0.1:$port/topics/zipend/events" >"$work/zipend.body" &
+curl_pid=$!
+for _ in $(seq 50); do
+    grep -q '^retry:' "$work/zipend.body" && break
+    sleep 0.1
+done
+publish_id "http://127.0.0.1:$port/topics/zipend" '"the last word"' >/dev/null
+sleep 0.5
+kill -TERM "$server_pid"
+wait "$server_pid" || die "the server exited with status $? on SIGTERM"
+server_pid=""
+rc=0
+wait "$curl_pid" || rc=$?
+[[ "$rc" == 0 ]] || die "compressed: curl exited $rc on a stream the server ended (its trailer)"
+grep -q 'data: "the last word"' "$work/zipend.body" || die "compressed: the last event: $(cat "$work/zipend.body")"
+say "compressed event stream ended by the server: curl checked its trailer"
+
 # The same suite over TLS (https://, wss://), with a certificate made here
 # for localhost that the clients are told to trust: curl through
 # CURL_CA_BUNDLE, Python's default context through SSL_CERT_FILE.

@@ -172,6 +172,11 @@ private = ["user.*"]
 data-dir = {data_dir}
 fsync = "interval=10"
 
+# Event streams go compressed (gzip or deflate) to clients that accept
+# it; a namespace rule compress=off keeps a topic's streams plain (for
+# secrets beside what others can publish).
+sse-compression = "on"
+
 # TLS on the port:
 # tls-cert = "/etc/tether/cert.pem"
 # tls-key = "/etc/tether/key.pem"

@@ -67,6 +67,7 @@ mod routes;
 mod rpc;
 mod settings;
 mod shared;
+mod sse_encoded;
 mod subscribers;
 
 use std::sync::Arc;
@@ -426,6 +427,17 @@ impl App for HubApp {
         self.hooks.forget(conn);
         self.calls.forget(conn);
         (self.delivery).leave(ctx, &mut parts!(self), conn, &reason);
+    }
+
+    fn compress_event_stream(&mut self, state: &mut Admission, request: &Request<'_>) -> bool {
+        let settings = &self.shared.settings;
+        match state.topic() {
+            Some(topic) => settings.compresses(topic),
+            // A multi-topic stream: only if each of its topics may be.
+            None => request
+                .query_params("topic")
+                .all(|topic| settings.compresses(&topic)),
+        }
     }
 
     fn event_stream_headers(

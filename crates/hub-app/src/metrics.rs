@@ -454,6 +454,12 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>, build: Option<&(String, S
         &[("", tether_hub::shared_compressions())],
     );
     metric(
+        "tether_sse_shared_compressions_total",
+        "counter",
+        "Events compressed once for every compressed event stream that takes them (at most one per event and form).",
+        &[("", tether_hub::shared_sse_compressions())],
+    );
+    metric(
         "tether_bytes_received_total",
         "counter",
         "Bytes read from sockets.",

@@ -84,6 +84,12 @@ pub struct Namespace {
     /// then the live ones; a long poll from nowhere is answered with it.
     /// One that resumes from an id is not changed. Off by default.
     pub latest: bool,
+    /// Event streams of its topics are sent compressed to clients that
+    /// accept it, where the server compresses event streams. On by
+    /// default; off, for data that must not share a compressed stream
+    /// with what an attacker can choose (CRIME/BREACH-style guessing of a
+    /// secret by the compressed length), or that does not compress.
+    pub compress: bool,
 }
 
 impl Namespace {
@@ -107,12 +113,14 @@ impl Namespace {
             presence: true,
             join_leave: true,
             latest: false,
+            compress: true,
         })
     }
 
     /// Sets one rule from its text form: `subscribe=anyone|token|hook`,
     /// `private=true|false` (`subscribe=token`), `publish=token|subscribers|backend|hook|nobody`,
-    /// `presence=on|off`, `join-leave=on|off`, `latest=on|off`.
+    /// `presence=on|off`, `join-leave=on|off`, `latest=on|off`,
+    /// `compress=on|off`.
     ///
     /// # Errors
     ///
@@ -148,9 +156,10 @@ impl Namespace {
             "presence" => self.presence = switch(value).ok_or_else(|| bad("on or off"))?,
             "join-leave" => self.join_leave = switch(value).ok_or_else(|| bad("on or off"))?,
             "latest" => self.latest = switch(value).ok_or_else(|| bad("on or off"))?,
+            "compress" => self.compress = switch(value).ok_or_else(|| bad("on or off"))?,
             _ => {
                 return Err(format!(
-                    "{key}: not a namespace rule (subscribe, private, publish, presence, join-leave, latest)"
+                    "{key}: not a namespace rule (subscribe, private, publish, presence, join-leave, latest, compress)"
                 ));
             }
         }
@@ -210,6 +219,9 @@ impl fmt::Display for Namespace {
         if self.latest {
             f.write_str(" latest=on")?;
         }
+        if !self.compress {
+            f.write_str(" compress=off")?;
+        }
         Ok(())
     }
 }
@@ -259,6 +271,7 @@ mod tests {
             "clock subscribe=anyone publish=nobody",
             "room.* subscribe=hook publish=hook",
             "score.* publish=backend latest=on",
+            "vault.* subscribe=token compress=off",
         ] {
             let namespace: Namespace = text.parse().unwrap();
             assert_eq!(namespace.to_string(), text);
@@ -278,6 +291,7 @@ mod tests {
             ),
             ("chat.* presence=maybe", "presence: expected on or off"),
             ("score.* latest=yes", "latest: expected on or off"),
+            ("vault.* compress=gzip", "compress: expected on or off"),
             ("chat.* colour=blue", "colour: not a namespace rule"),
             ("chat.* publish", "expected key=value"),
         ] {

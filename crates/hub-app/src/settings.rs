@@ -388,6 +388,12 @@ impl HubSettings {
         self.namespace_of(topic).is_some_and(|n| n.latest)
     }
 
+    /// Whether event streams of `topic` may be sent compressed (its
+    /// namespace does not say `compress=off`).
+    pub fn compresses(&self, topic: &str) -> bool {
+        self.namespace_of(topic).is_none_or(|n| n.compress)
+    }
+
     /// `handshake` with a policy that refuses WebSocket upgrades (403) from
     /// origins other than the trusted ones and the server's own (its
     /// `Host`), on every route, when [`HubSettings::trusted_origins`] is

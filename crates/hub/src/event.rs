@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use tether_deflate::Piece;
 use tether_frame::{FrameHeader, OpCode};
 use tether_topic::{is_valid_name, is_valid_topic};
 
@@ -12,6 +13,10 @@ use crate::error::Error;
 use crate::id::EventId;
 use crate::json::{GAP_EVENT_TYPE, push_json_string};
 use crate::key::is_valid_publish_key;
+
+mod pieces;
+
+pub use pieces::shared_sse_compressions;
 
 /// The longest event type, in bytes.
 pub const MAX_EVENT_TYPE_LEN: usize = 64;
@@ -48,7 +53,10 @@ pub fn is_valid_event_type(name: &str) -> bool {
 ///   those two frames compressed (permessage-deflate, RFC 7692, each
 ///   message on its own), for subscribers whose connection negotiated
 ///   `server_no_context_takeover`; each compressed once, by whichever
-///   thread asks first, and shared from then on.
+///   thread asks first, and shared from then on;
+/// - [`Event::sse_piece`] and [`Event::sse_multi_piece`]: the two
+///   event-stream forms as deflate blocks standing alone, for event
+///   streams sent compressed (gzip or deflate), likewise made once.
 ///
 /// The JSON frame and the event-stream event are made the first time one
 /// is asked for, by whichever thread asks first, and shared from then on:
@@ -114,6 +122,10 @@ struct Forms {
     ws_deflated: OnceLock<Option<Arc<[u8]>>>,
     /// The raw frame compressed, `None` if it does not shrink.
     raw_deflated: OnceLock<Option<Arc<[u8]>>>,
+    /// The event-stream event as a compressed stream's piece.
+    sse_piece: OnceLock<Arc<Piece>>,
+    /// The multi-topic event-stream event as a compressed stream's piece.
+    sse_multi_piece: OnceLock<Arc<Piece>>,
 }
 
 impl Event {

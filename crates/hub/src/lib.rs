@@ -126,7 +126,10 @@ pub use control::{
 pub use cursor::{Cursor, MAX_CURSOR_LEN};
 pub use decision::{Allowed, Decision};
 pub use error::{BadCursor, Error};
-pub use event::{DEFAULT_EVENT_TYPE, Event, MAX_EVENT_TYPE_LEN, is_valid_event_type, shared_compressions};
+pub use event::{
+    DEFAULT_EVENT_TYPE, Event, MAX_EVENT_TYPE_LEN, is_valid_event_type, shared_compressions,
+    shared_sse_compressions,
+};
 pub use history::{HistoryAnswer, HistoryQuery, MAX_HISTORY, history_json, history_json_of};
 pub use hub::{Delivery, Hub, Left, Polled, Readied, Resumed, Start, Subscribed, TopicInfo, Transport};
 pub use id::EventId;

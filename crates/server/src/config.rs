@@ -73,6 +73,17 @@ pub struct Config {
     pub sse_heartbeat: Duration,
     /// The `retry:` hint sent when a stream starts (3 s).
     pub sse_retry: Duration,
+    /// Event streams compressed for clients that accept it (off): gzip or
+    /// deflate, as `Accept-Encoding` prefers, each event flushed at once,
+    /// and the bytes of an event sent to many streams compressed once for
+    /// all (see `Encoded::with_sse_piece_lazy`). An application may
+    /// leave a stream uncompressed (`App::compress_event_stream`). Needs
+    /// the `deflate` feature; without it, no stream is compressed.
+    pub sse_compression: bool,
+    /// Event-stream bytes shorter than this go uncompressed within a
+    /// compressed stream (128), where compressing would gain little for
+    /// its cost.
+    pub sse_compress_min: usize,
     /// How long a graceful shutdown may take before the remaining
     /// connections are dropped (5 s).
     pub shutdown_timeout: Duration,
@@ -186,6 +197,8 @@ impl Config {
             ws: tether_ws::Config::default(),
             sse_heartbeat: Duration::from_secs(15),
             sse_retry: Duration::from_secs(3),
+            sse_compression: false,
+            sse_compress_min: 128,
             shutdown_timeout: Duration::from_secs(5),
             linger: Duration::from_secs(2),
             read_buffer: 64 * 1024,

@@ -189,6 +189,24 @@ impl<'a> Request<'a> {
         self.peer
     }
 
+    /// Every header with this name (case-insensitive) that is UTF-8,
+    /// joined with commas as one list (RFC 9110 section 5.3); `None` if
+    /// there is none.
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub(crate) fn header_list(&self, name: &str) -> Option<String> {
+        let mut values = self
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .filter_map(|h| std::str::from_utf8(h.value).ok());
+        let first = values.next()?.to_owned();
+        Some(values.fold(first, |mut list, value| {
+            list.push_str(", ");
+            list.push_str(value);
+            list
+        }))
+    }
+
     /// The first header with this name (case-insensitive), if it is UTF-8.
     pub fn header(&self, name: &str) -> Option<&'a str> {
         self.headers

@@ -17,6 +17,8 @@ use crate::IO_TIMEOUT;
 #[derive(Debug, Default, Clone)]
 pub struct H3Response {
     pub status: Option<u16>,
+    /// The response head's fields, as text, `:status` first.
+    pub fields: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub finished: bool,
     pub reset: Option<u64>,
@@ -58,13 +60,29 @@ impl H3Client {
 
     /// Sends `GET path`; the request stream's ID.
     pub fn get(&mut self, path: &str) -> u64 {
-        let fields = [
-            Field::new(":method", "GET"),
+        self.get_with(path, &[])
+    }
+
+    /// Sends `GET path` with more fields (lower-case names); the request
+    /// stream's ID.
+    pub fn get_with(&mut self, path: &str, extra: &[(&str, &str)]) -> u64 {
+        self.request("GET", path, extra, b"")
+    }
+
+    /// Sends `METHOD path` with more fields (lower-case names) and a
+    /// body; the request stream's ID.
+    pub fn request(&mut self, method: &str, path: &str, extra: &[(&str, &str)], body: &[u8]) -> u64 {
+        let mut fields = vec![
+            Field::new(":method", method),
             Field::new(":scheme", "https"),
             Field::new(":authority", "localhost"),
             Field::new(":path", path),
         ];
-        let stream = self.client.request(&fields, b"", true).expect("a request stream");
+        fields.extend(extra.iter().map(|&(name, value)| Field::new(name, value)));
+        let stream = self
+            .client
+            .request(&fields, body, true)
+            .expect("a request stream");
         self.step();
         stream
     }
@@ -127,8 +145,22 @@ impl H3Client {
         self.client.poll_events(now, &mut events);
         for event in events {
             match event {
-                ClientEvent::Response { stream, status, .. } => {
-                    self.responses.entry(stream).or_default().status = Some(status);
+                ClientEvent::Response {
+                    stream,
+                    status,
+                    fields,
+                } => {
+                    let response = self.responses.entry(stream).or_default();
+                    response.status = Some(status);
+                    response.fields = fields
+                        .iter()
+                        .map(|f| {
+                            (
+                                String::from_utf8_lossy(&f.name).into_owned(),
+                                String::from_utf8_lossy(&f.value).into_owned(),
+                            )
+                        })
+                        .collect();
                 }
                 ClientEvent::Data { stream, data } => {
                     self.responses

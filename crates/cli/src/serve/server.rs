@@ -92,6 +92,15 @@ pub(crate) struct Args {
     /// Seconds between SSE heartbeat comments on a quiet stream.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 15.0)]
     pub(crate) sse_heartbeat: f64,
+    /// Event streams sent compressed (gzip or deflate) to clients whose
+    /// Accept-Encoding takes it, each event compressed once for all its
+    /// streams; a namespace's compress=off leaves its topics' plain.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub(crate) sse_compression: bool,
+    /// Event-stream bytes shorter than this go uncompressed within a
+    /// compressed stream.
+    #[arg(long, value_name = "BYTES", default_value_t = 128, value_parser = whole::<usize>(0, GIB))]
+    pub(crate) sse_compress_min: usize,
     /// Seconds a graceful shutdown may take.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 5.0)]
     pub(crate) shutdown_timeout: f64,
@@ -210,6 +219,8 @@ impl Args {
         config.max_request_body = self.max_request_body;
         config.handshake_timeout = seconds(self.handshake_timeout);
         config.sse_heartbeat = seconds(self.sse_heartbeat);
+        config.sse_compression = self.sse_compression;
+        config.sse_compress_min = self.sse_compress_min;
         config.shutdown_timeout = seconds(self.shutdown_timeout);
         config.keep_alive_timeout = seconds(self.keep_alive_timeout);
         config.linger = seconds(self.linger);

@@ -41,10 +41,10 @@ pub(super) struct StreamReplay<'a> {
 fn send_with_cursor(
     ctx: &mut Ctx<'_, HubMessage>,
     conn: ConnId,
-    bytes: &Arc<[u8]>,
+    encoded: &Encoded,
     cursor: &mut StreamCursor,
 ) {
-    ctx.send_encoded([conn], &Encoded::from(Arc::clone(bytes)));
+    ctx.send_encoded([conn], encoded);
     ctx.send_encoded([conn], &Encoded::from(cursor.id_line()));
 }
 
@@ -74,13 +74,13 @@ pub(super) fn replay<'e>(
     if let Some(gap) = gap {
         add(&stats.gaps, 1);
         cursor.set(key.number, gap.resume);
-        let bytes = Arc::from(gap.sse_multi(topic, requested.unwrap_or_default()));
-        send_with_cursor(ctx, key.conn, &bytes, cursor);
+        let bytes: Arc<[u8]> = Arc::from(gap.sse_multi(topic, requested.unwrap_or_default()));
+        send_with_cursor(ctx, key.conn, &Encoded::from(bytes), cursor);
     }
     let mut sent = 0;
     for event in events {
         cursor.set(key.number, event.id());
-        send_with_cursor(ctx, key.conn, event.sse_multi(), cursor);
+        send_with_cursor(ctx, key.conn, &crate::sse_encoded::sse_multi(event), cursor);
         sent += 1;
     }
     add(&stats.sent_event_stream, sent);
@@ -98,13 +98,14 @@ pub(super) fn deliver(
     stats: &HubStats,
     muxes: &mut Muxes,
     keys: &[SubKey],
-    event: &Event,
+    event: &Arc<Event>,
 ) {
     let mut sent = 0;
+    let encoded = crate::sse_encoded::sse_multi(event);
     for key in keys.iter().filter(|key| !key.is_whole()) {
         if let Some(cursor) = muxes.get_mut(key.conn).and_then(Multiplexed::cursor_mut) {
             cursor.set(key.number, event.id());
-            send_with_cursor(ctx, key.conn, event.sse_multi(), cursor);
+            send_with_cursor(ctx, key.conn, &encoded, cursor);
             sent += 1;
         }
     }

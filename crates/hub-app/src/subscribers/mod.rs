@@ -542,7 +542,7 @@ pub(super) fn fan_out<P>(
             .filter(|key| key.is_whole())
             .inspect(|_| sent += 1)
             .map(|key| key.conn);
-        ctx.send_encoded(one_topic, &Encoded::from(event.sse().clone()));
+        ctx.send_encoded(one_topic, &crate::sse_encoded::sse(event));
         add(&stats.sent_event_stream, sent);
     }
 }
@@ -610,12 +610,12 @@ pub(super) fn send_replay<'e, P>(
     }
     let mut sent = 0;
     for event in events {
-        let bytes = match transport {
-            Transport::WebSocket => event.ws_frame(),
-            Transport::RawWebSocket => event.ws_raw_frame(),
-            _ => event.sse(),
+        let encoded = match transport {
+            Transport::WebSocket => Encoded::from(event.ws_frame().clone()),
+            Transport::RawWebSocket => Encoded::from(event.ws_raw_frame().clone()),
+            _ => crate::sse_encoded::sse(event),
         };
-        ctx.send_encoded([conn], &Encoded::from(bytes.clone()));
+        ctx.send_encoded([conn], &encoded);
         sent += 1;
     }
     add(stats.sent(transport), sent);

@@ -103,6 +103,9 @@ pub(crate) struct Current<'a> {
     pub(crate) ws: Option<&'a mut tether_ws::Connection>,
     /// What [`Encoded::for_session`] is given for this session.
     pub(crate) deflate_window: u8,
+    /// An event stream's content coding, if it is compressed, and the
+    /// size below which its bytes go stored.
+    pub(crate) sse: Option<(&'a mut super::sse_coding::Coding, usize)>,
     pub(crate) out: &'a mut OutQueue,
     pub(crate) closing: &'a mut bool,
     /// The message being handled, when it can be echoed where it lies.
@@ -272,11 +275,13 @@ impl<'a, P> Ctx<'a, P> {
                             if deflated {
                                 Stats::add(&stats.deflated_out, 1);
                             }
-                            bytes
+                            bytes.clone()
+                        } else if let Some((coding, min_size)) = current.sse.as_mut() {
+                            super::sse_coding::shared(coding, encoded, *min_size)
                         } else {
-                            &encoded.bytes
+                            encoded.bytes.clone()
                         };
-                        current.out.push_shared(bytes.clone());
+                        current.out.push_shared(bytes);
                         Stats::add(&stats.messages_out, 1);
                     }
                 }

@@ -21,8 +21,15 @@ use tether_ws::MessageRef;
 /// gets the plain frame, as does a session that negotiated context
 /// takeover (its peer's window must follow the server's own compressor,
 /// which a frame compressed elsewhere would break). Nothing is compressed
-/// per session, and neither frame is copied. Event streams always get the
-/// plain bytes.
+/// per session, and neither frame is copied.
+///
+/// # Compressed event streams
+///
+/// An event stream that negotiated a content coding
+/// (`Config::sse_compression`) is sent SSE bytes as deflate blocks that
+/// stand alone: the shared piece [`Encoded::with_sse_piece_lazy`] adds,
+/// made once for every stream, or else a piece made for each stream.
+/// Other event streams get the plain bytes.
 ///
 #[cfg_attr(
     feature = "deflate",
@@ -58,6 +65,22 @@ use tether_ws::MessageRef;
 pub struct Encoded {
     pub(crate) bytes: Arc<[u8]>,
     deflated: Option<Deflated>,
+    /// Makes the compressed piece of event-stream bytes.
+    #[cfg(feature = "deflate")]
+    sse_piece: Option<Arc<LazyPiece>>,
+}
+
+/// What makes the shared compressed piece of event-stream bytes, given
+/// the size below which they are stored rather than compressed.
+#[cfg(feature = "deflate")]
+type MakePiece = dyn Fn(usize) -> Arc<tether_deflate::Piece> + Send + Sync;
+
+/// A piece made on first need, at most once per [`Encoded`] (and its
+/// clones).
+#[cfg(feature = "deflate")]
+struct LazyPiece {
+    piece: std::sync::OnceLock<Arc<tether_deflate::Piece>>,
+    make: Box<MakePiece>,
 }
 
 /// The compressed twin of a plain frame.
@@ -175,6 +198,50 @@ impl Encoded {
         self
     }
 
+    /// The same event-stream bytes with their compressed piece for
+    /// streams that negotiated a content coding (`Config::sse_compression`):
+    /// `make` returns the bytes as deflate blocks standing alone
+    /// ([`tether_deflate::Piece::new`], given the size below which the
+    /// piece should be stored rather than compressed), and is called at
+    /// most once for this value and its clones, by the first compressed
+    /// stream it is sent to, never if none is. An application that sends
+    /// the same bytes in many values (one per event loop, say) caches the
+    /// piece itself, so that the bytes are compressed once in all. Bytes
+    /// sent without a piece are compressed for each compressed stream
+    /// they go to.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tether_server::Encoded;
+    /// use tether_server::deflate::Piece;
+    ///
+    /// let event: Arc<[u8]> = Arc::from(&b"data: {\"bid\":101.25}\n\n"[..]);
+    /// let bytes = Arc::clone(&event);
+    /// let encoded = Encoded::from(event).with_sse_piece_lazy(move |min| Arc::new(Piece::new(&bytes, min)));
+    /// # let _ = encoded;
+    /// ```
+    #[cfg(feature = "deflate")]
+    pub fn with_sse_piece_lazy(
+        mut self,
+        make: impl Fn(usize) -> Arc<tether_deflate::Piece> + Send + Sync + 'static,
+    ) -> Encoded {
+        self.sse_piece = Some(Arc::new(LazyPiece {
+            piece: std::sync::OnceLock::new(),
+            make: Box::new(make),
+        }));
+        self
+    }
+
+    /// The compressed piece of these event-stream bytes: the shared one,
+    /// or one made now.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn sse_piece(&self, min_size: usize) -> Arc<tether_deflate::Piece> {
+        match &self.sse_piece {
+            Some(lazy) => Arc::clone(lazy.piece.get_or_init(|| (lazy.make)(min_size))),
+            None => Arc::new(tether_deflate::Piece::new(&self.bytes, min_size)),
+        }
+    }
+
     /// Encodes an SSE event.
     pub fn sse(event: &tether_sse::Event<'_>) -> Result<Encoded, tether_sse::Error> {
         let mut bytes = Vec::new();
@@ -229,6 +296,8 @@ impl From<Arc<[u8]>> for Encoded {
         Encoded {
             bytes,
             deflated: None,
+            #[cfg(feature = "deflate")]
+            sse_piece: None,
         }
     }
 }

@@ -9,6 +9,7 @@ mod ctx;
 mod encoded;
 mod forward;
 mod readiness;
+pub(crate) mod sse_coding;
 
 pub use crate::request::{BeforeBody, CloseReason, ConnId, Reply, Request, Response, Route};
 pub use ctx::Ctx;
@@ -210,6 +211,14 @@ pub trait App {
     ) -> Vec<(String, String)> {
         let _ = (state, request);
         Vec::new()
+    }
+
+    /// Whether an event stream about to start may be compressed, when
+    /// the server compresses event streams (`Config::sse_compression`)
+    /// and its client accepts it. The default lets every stream be.
+    fn compress_event_stream(&mut self, state: &mut Self::State, request: &Request<'_>) -> bool {
+        let _ = (state, request);
+        true
     }
 
     /// An event stream started. `last_event_id` is the `Last-Event-ID`

@@ -118,6 +118,8 @@ pub(super) enum Decision {
         tag: u32,
         /// The application's fields for the head.
         headers: Vec<(String, String)>,
+        /// Whether the application lets the stream be compressed.
+        compress: bool,
     },
     /// The application answers later, within `wait`.
     Later {
@@ -348,12 +350,24 @@ fn decide<A: App>(
         Route::EventStream(_) if method != "GET" && !head_only => answer(app, refuse_method("GET, HEAD")),
         Route::EventStream(tag) => {
             let headers = guarded(stats, "event_stream_headers", || {
-                app.event_stream_headers(tag, request)
+                let compress = app.compress_event_stream(tag, request);
+                (app.event_stream_headers(tag, request), compress)
             });
             match headers {
                 // A HEAD gets the head alone: no stream keeps the state.
-                Some(headers) if head_only => answer(app, Decision::EventStream { tag, headers }),
-                Some(headers) => Decision::EventStream { tag, headers },
+                Some((headers, compress)) if head_only => answer(
+                    app,
+                    Decision::EventStream {
+                        tag,
+                        headers,
+                        compress,
+                    },
+                ),
+                Some((headers, compress)) => Decision::EventStream {
+                    tag,
+                    headers,
+                    compress,
+                },
                 None => answer(app, fail(500)),
             }
         }

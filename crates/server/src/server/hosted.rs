@@ -277,6 +277,13 @@ impl<A: App> Hosted<A> {
         }
     }
 
+    pub(super) fn compress_event_stream(&mut self, key: u32, request: &Request<'_>) -> bool {
+        match self.states.get_mut(key) {
+            Some(state) => self.app.compress_event_stream(state, request),
+            None => false,
+        }
+    }
+
     pub(super) fn event_stream_headers(&mut self, key: u32, request: &Request<'_>) -> Vec<(String, String)> {
         match self.states.get_mut(key) {
             Some(state) => self.app.event_stream_headers(state, request),

@@ -81,7 +81,7 @@ pub(super) fn push<P>(
         return Pushed::Nothing;
     }
     let max_output = env.config.max_output;
-    let heartbeat = env.config.sse_heartbeat;
+    let config = &env.config;
     let stats = &env.peers.own().stats;
     let pool = &mut env.pool;
     let Conn {
@@ -96,18 +96,18 @@ pub(super) fn push<P>(
             let Some(push_target) = h1.push_target() else {
                 return Pushed::Nothing;
             };
-            let bytes = push_target.bytes(encoded, stats, now, heartbeat);
+            let bytes = push_target.bytes(encoded, stats, now, config);
             // Joined with the broadcast queued before it this turn, if any.
             let out = link.out.get_or_insert_with(|| pool.queue());
-            out.push_broadcast(bytes, pool);
+            out.push_broadcast(&bytes, pool);
             false
         }
         (Sink::Stream(stream), State::H2(h2)) => {
             let Some(push_target) = h2.push_target(stream) else {
                 return Pushed::Nothing;
             };
-            let bytes = push_target.bytes(encoded, stats, now, heartbeat);
-            if let Some(gone) = h2.push_shared(stream, bytes.clone(), link.queue(pool), pool) {
+            let bytes = push_target.bytes(encoded, stats, now, config).into_owned();
+            if let Some(gone) = h2.push_shared(stream, bytes, link.queue(pool), pool) {
                 gone.count_gone(stats, &mut env.released);
             }
             // A client that does not open the stream's window while the

@@ -26,6 +26,7 @@ mod state;
 
 pub(in crate::server) use state::{H1Conn, Requests};
 
+use crate::app::sse_coding;
 use crate::app::{App, CloseReason, ConnId, Ctx};
 use crate::server::env::Call;
 use crate::server::guard::guarded;
@@ -92,11 +93,17 @@ impl H1Conn {
                 debug!("event stream could not flush its end in time; dropping");
                 NextStep::Drop
             }
-            H1Conn::EventStream { heartbeat_at, .. } => {
+            H1Conn::EventStream {
+                heartbeat_at, coding, ..
+            } => {
                 if now >= *heartbeat_at {
                     *heartbeat_at = now + c.env.config.sse_heartbeat;
                     let pool = &mut c.env.pool;
-                    c.link.queue(pool).write_with(pool, tether_sse::heartbeat);
+                    let out = c.link.queue(pool);
+                    match coding {
+                        Some(coding) => out.push_shared(sse_coding::heartbeat(coding)),
+                        None => out.write_with(pool, tether_sse::heartbeat),
+                    }
                     return NextStep::Flush;
                 }
                 NextStep::Keep

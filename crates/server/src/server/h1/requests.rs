@@ -9,6 +9,7 @@ use log::debug;
 
 use super::pending::{PendingBody, take_length};
 use super::state::{Deferred, H1Conn, Requests};
+use crate::app::sse_coding;
 use crate::app::{App, Request, Response, Route};
 use crate::http;
 use crate::server::dispatch::{Answer, Decision, Form, Head, Opening, answer_by, dispatch, too_large};
@@ -521,8 +522,14 @@ impl H1Conn {
                 self.upgrade(c, head, opening, rest, now);
                 return Next::Stop;
             }
-            Decision::EventStream { mut headers, .. } if head_only => {
+            Decision::EventStream {
+                mut headers,
+                compress,
+                ..
+            } if head_only => {
                 advertise_http3(c, &mut headers);
+                // The head says what the stream would be sent in.
+                let _ = sse_coding::negotiate(&c.env.config, &request.request, compress, &mut headers);
                 // GET's head, and no stream: nothing follows it, so the
                 // connection goes on to the next request.
                 respond(
@@ -531,13 +538,17 @@ impl H1Conn {
                     !keep_alive,
                 );
             }
-            Decision::EventStream { tag, mut headers } => {
+            Decision::EventStream {
+                tag,
+                mut headers,
+                compress,
+            } => {
                 advertise_http3(c, &mut headers);
                 let opening = Opening {
                     request: &request.request,
                     tag,
                 };
-                self.start_stream(c, opening, &headers, now);
+                self.start_stream(c, opening, &mut headers, compress, now);
                 return Next::Stop;
             }
             Decision::Later { tag, wait, held } => {

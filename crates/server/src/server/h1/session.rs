@@ -10,6 +10,7 @@ use tether_ws::CloseCode;
 
 use super::requests::respond;
 use super::state::H1Conn;
+use crate::app::sse_coding;
 use crate::app::{App, CloseReason};
 use crate::app::{Current, InPlace};
 use crate::http::{write_error, write_sse_head};
@@ -78,6 +79,7 @@ impl H1Conn {
             id,
             ws: Some(&mut session.ws),
             deflate_window: session.deflate_window,
+            sse: None,
             out,
             closing,
             in_place: InPlace::No,
@@ -105,12 +107,14 @@ impl H1Conn {
         &mut self,
         c: &mut Call<'_, '_, A>,
         opening: Opening<'_>,
-        headers: &[(String, String)],
+        headers: &mut Vec<(String, String)>,
+        compress: bool,
         now: Instant,
     ) {
         let Opening { request, tag } = opening;
         let id = c.id;
         let retry = u64::try_from(c.env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
+        let mut coding = sse_coding::negotiate(&c.env.config, request, compress, headers);
         respond(
             c,
             |out| {
@@ -120,18 +124,28 @@ impl H1Conn {
                 // event id from this stream's id buffer, still empty
                 // (WHATWG HTML 9.2.6): a stream ended before its first
                 // event would make the client resume from the start.
-                tether_sse::retry(retry, out);
+                let mut hint = Vec::with_capacity(16);
+                tether_sse::retry(retry, &mut hint);
+                match coding.as_mut() {
+                    Some(coding) => out.extend_from_slice(&sse_coding::opening(coding, &hint)),
+                    None => out.extend_from_slice(&hint),
+                }
             },
             false,
         );
         let last_event_id = last_event_id(request);
         let heartbeat_at = now + c.env.config.sse_heartbeat;
+        let sse_min = c.env.config.sse_compress_min;
         c.link.kind = Kind::EventStream;
         let stats = c.env.stats();
         Stats::sub(&stats.open_http, 1);
         Stats::add(&stats.open_event_stream, 1);
-        *self = H1Conn::EventStream { tag, heartbeat_at };
-        let H1Conn::EventStream { tag, .. } = self else {
+        *self = H1Conn::EventStream {
+            tag,
+            heartbeat_at,
+            coding,
+        };
+        let H1Conn::EventStream { tag, coding, .. } = self else {
             return;
         };
         let (app, mut base, link, _) = c.parts(now);
@@ -142,6 +156,7 @@ impl H1Conn {
             id,
             ws: None,
             deflate_window: 0,
+            sse: coding.as_mut().map(|coding| (coding, sse_min)),
             out,
             closing,
             in_place: InPlace::No,
@@ -158,6 +173,10 @@ impl H1Conn {
             guarded(stats, "on_unsubscribe", || {
                 app.on_unsubscribe(&mut base, id, *tag, CloseReason::Ended)
             });
+        }
+        if *closing && let Some(coding) = coding {
+            // Ended at once: the trailer after what was sent.
+            out.push_shared(sse_coding::trailer(coding).into());
         }
     }
 
@@ -235,7 +254,9 @@ impl H1Conn {
                     });
                 }
             }
-            H1Conn::EventStream { tag, heartbeat_at } => {
+            H1Conn::EventStream {
+                tag, heartbeat_at, ..
+            } => {
                 if !link.closing {
                     let peers = ctx.peers;
                     guarded(&peers.own().stats, "on_unsubscribe", || {
@@ -277,13 +298,20 @@ impl H1Conn {
         now: Instant,
     ) {
         let id = c.id;
-        let H1Conn::EventStream { tag, .. } = *self else {
+        let H1Conn::EventStream { tag, coding, .. } = *self else {
             return;
         };
         if c.link.closing {
             return;
         }
         c.link.closing = true;
+        if let Some(coding) = coding {
+            // The body ends with the connection: its trailer goes last.
+            let pool = &mut c.env.pool;
+            c.link
+                .queue(pool)
+                .push_shared(sse_coding::trailer(&coding).into());
+        }
         let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
         guarded(&peers.own().stats, "on_unsubscribe", || {

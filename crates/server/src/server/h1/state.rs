@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use super::pending::PendingBody;
+use crate::app::sse_coding::Coding;
 use crate::server::push_target::PushTarget;
 use crate::server::websocket::Session;
 
@@ -26,8 +27,13 @@ pub(in crate::server) enum H1Conn {
         notified: bool,
         deadline: Instant,
     },
-    /// An event stream, after its response head.
-    EventStream { tag: u32, heartbeat_at: Instant },
+    /// An event stream, after its response head; with its content
+    /// coding if it is compressed.
+    EventStream {
+        tag: u32,
+        heartbeat_at: Instant,
+        coding: Option<Coding>,
+    },
 }
 
 /// Waiting for a request head (the first, or the next on keep-alive), or
@@ -118,7 +124,9 @@ impl H1Conn {
     pub(in crate::server) fn push_target(&mut self) -> Option<PushTarget<'_>> {
         match self {
             H1Conn::WebSocket(session) if session.ws.can_send() => Some(PushTarget::WebSocket(session)),
-            H1Conn::EventStream { heartbeat_at, .. } => Some(PushTarget::EventStream(heartbeat_at)),
+            H1Conn::EventStream {
+                heartbeat_at, coding, ..
+            } => Some(PushTarget::EventStream(heartbeat_at, coding.as_mut())),
             _ => None,
         }
     }

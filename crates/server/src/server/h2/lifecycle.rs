@@ -12,6 +12,7 @@ use tether_h2::ErrorCode;
 use tether_ws::CloseCode;
 
 use super::state::{H2Session, Kind, Piece};
+use crate::app::sse_coding;
 use crate::app::{App, CloseReason, ConnId, Ctx};
 use crate::loops::Stats;
 use crate::server::env::Call;
@@ -73,13 +74,22 @@ impl H2Session {
                     ended: true,
                     ..
                 } if now >= *heartbeat_at => unsent.push(stream),
-                Kind::Sse { heartbeat_at, .. } if now >= *heartbeat_at => {
+                Kind::Sse {
+                    heartbeat_at, coding, ..
+                } if now >= *heartbeat_at => {
                     *heartbeat_at = now + heartbeat;
-                    let mut comment = Vec::with_capacity(4);
-                    tether_sse::heartbeat(&mut comment);
-                    s.queued = s.queued.saturating_add(comment.len());
-                    self.queued = self.queued.saturating_add(comment.len());
-                    s.queue.push_back(Piece::Owned(comment, 0));
+                    let piece = match coding {
+                        Some(coding) => Piece::Shared(sse_coding::heartbeat(coding), 0),
+                        None => {
+                            let mut comment = Vec::with_capacity(4);
+                            tether_sse::heartbeat(&mut comment);
+                            Piece::Owned(comment, 0)
+                        }
+                    };
+                    let len = piece.rest().len();
+                    s.queued = s.queued.saturating_add(len);
+                    self.queued = self.queued.saturating_add(len);
+                    s.queue.push_back(piece);
                 }
                 Kind::WebSocket(session) if session.ws.poll_timeout().is_some_and(|at| now >= at) => {
                     ws_due.push(stream);

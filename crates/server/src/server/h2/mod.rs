@@ -66,6 +66,7 @@ mod streams;
 pub(crate) use state::H2Session;
 use state::{H2Stream, Kind, REFUSED_BODY_DISCARD};
 
+use crate::app::sse_coding;
 use crate::app::{App, CloseReason, ConnId, Request, Response, Route};
 use crate::loops::Stats;
 use crate::server::body::{Gathered, gather};
@@ -419,12 +420,17 @@ impl H2Session {
                 };
                 return self.accept_websocket(c, stream, h2_request, opening, now);
             }
-            Decision::EventStream { tag, headers } => {
+            Decision::EventStream {
+                tag,
+                mut headers,
+                compress,
+            } => {
                 let opening = Opening {
                     request: &head.request,
                     tag,
                 };
-                return self.start_stream(c, stream, opening, &headers, head_only, now);
+                let coding = sse_coding::negotiate(&c.env.config, &head.request, compress, &mut headers);
+                return self.start_stream(c, stream, opening, (&headers, coding), head_only, now);
             }
             Decision::Later { tag, wait, held } => {
                 let deadline = answer_by(now, wait);

@@ -18,6 +18,7 @@ use tether_h2::ErrorCode;
 use tether_h2::connection::{Event as H2Event, Request as H2Request, ServerConnection};
 
 use crate::app::Response;
+use crate::app::sse_coding::Coding;
 use crate::loops::Stats;
 use crate::output::{OutQueue, Pool};
 use crate::server::body;
@@ -187,6 +188,8 @@ pub(super) enum Kind {
         tag: u32,
         heartbeat_at: Instant,
         ended: bool,
+        /// Its content coding, if it is compressed.
+        coding: Option<Coding>,
     },
     /// A WebSocket (RFC 8441).
     WebSocket(Session),
@@ -452,8 +455,9 @@ impl H2Session {
             Kind::Sse {
                 heartbeat_at,
                 ended: false,
+                coding,
                 ..
-            } => Some(PushTarget::EventStream(heartbeat_at)),
+            } => Some(PushTarget::EventStream(heartbeat_at, coding.as_mut())),
             _ => None,
         }
     }

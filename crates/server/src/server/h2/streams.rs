@@ -3,6 +3,7 @@
 //! started, fed and ended, and what is done to each from outside its
 //! input (closed, ended, answered, cut loose).
 
+use crate::app::sse_coding::{self, Coding};
 use crate::server::hosted::Hosted;
 use std::time::Instant;
 
@@ -23,13 +24,28 @@ use crate::server::guard::guarded;
 use crate::server::websocket::{Output, accept_connect, over_shared_budget};
 
 impl H2Session {
+    /// Ends an event stream's body after what it has queued: its
+    /// trailer, if it is compressed, then END_STREAM.
+    fn end_body(&mut self, stream: u32) {
+        let trailer = match self.streams.get(&stream).map(|s| &s.kind) {
+            Some(Kind::Sse {
+                coding: Some(coding), ..
+            }) => sse_coding::trailer(coding),
+            _ => Vec::new(),
+        };
+        self.enqueue(stream, Piece::Owned(trailer, 0));
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.end = true;
+        }
+    }
+
     /// An event stream on `stream` (or, for HEAD, only its head).
     pub(super) fn start_stream<A: App>(
         &mut self,
         c: &mut Call<'_, '_, A>,
         stream: u32,
         opening: Opening<'_>,
-        extra: &[(String, String)],
+        (extra, mut coding): (&[(String, String)], Option<Coding>),
         head_only: bool,
         now: Instant,
     ) {
@@ -64,14 +80,18 @@ impl H2Session {
             c.app.release(tag);
             return;
         };
+        let mut hint = Vec::with_capacity(16);
+        // No blank line after the hint: see the HTTP/1.1 event stream's.
+        tether_sse::retry(retry, &mut hint);
+        if let Some(coding) = coding.as_mut() {
+            hint = sse_coding::opening(coding, &hint);
+        }
         s.kind = Kind::Sse {
             tag,
             heartbeat_at,
             ended: false,
+            coding,
         };
-        let mut hint = Vec::with_capacity(16);
-        // No blank line after the hint: see the HTTP/1.1 event stream's.
-        tether_sse::retry(retry, &mut hint);
         self.enqueue(stream, Piece::Owned(hint, 0));
         self.drain(stream, out, pool);
         Stats::add(&c.env.stats().open_event_stream, 1);
@@ -92,7 +112,7 @@ impl H2Session {
                 if let Kind::Sse { ended, .. } = &mut s.kind {
                     *ended = true;
                 }
-                s.end = true;
+                self.end_body(stream);
             }
             let pool = &mut c.env.pool;
             let out = c.link.queue(pool);
@@ -394,6 +414,7 @@ impl H2Session {
             tag,
             ended,
             heartbeat_at,
+            ..
         } = &mut s.kind
         else {
             return;
@@ -404,8 +425,8 @@ impl H2Session {
         *ended = true;
         // From now, the heartbeat timer is the deadline to send it.
         *heartbeat_at = now + linger;
-        s.end = true;
         let tag = *tag;
+        self.end_body(sid.stream());
         let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
         guarded(&peers.own().stats, "on_unsubscribe", || {

@@ -71,6 +71,7 @@
 //! endpoint's own work, for no connection in particular, costs the
 //! datagram being handled.
 
+use crate::app::sse_coding::Coding;
 use crate::memory::{Burst, release_free_memory};
 use crate::server::hosted::Hosted;
 use std::collections::BTreeMap;
@@ -171,7 +172,12 @@ enum Kind {
         held: Option<Box<(FieldRequest, Vec<u8>)>>,
     },
     /// An event stream.
-    Sse { tag: u32, heartbeat_at: Instant },
+    Sse {
+        tag: u32,
+        heartbeat_at: Instant,
+        /// Its content coding, if it is compressed.
+        coding: Option<Coding>,
+    },
     /// A WebSocket (RFC 9220).
     WebSocket(Box<Session>),
     /// A WebTransport session, served as a WebSocket.

@@ -3,6 +3,7 @@
 //! head turned into a [`Head`] for the one dispatch, and the decision
 //! carried out on the request stream.
 
+use crate::app::sse_coding;
 use crate::server::hosted::Hosted;
 use std::time::Instant;
 
@@ -359,12 +360,17 @@ impl H3Endpoint {
                 };
                 return self.accept_websocket(l, conn, stream_id, request, opening);
             }
-            Decision::EventStream { tag, headers } => {
+            Decision::EventStream {
+                tag,
+                mut headers,
+                compress,
+            } => {
                 let opening = Opening {
                     request: &head.request,
                     tag,
                 };
-                return self.start_stream(l, conn, stream_id, opening, &headers, head_only);
+                let coding = sse_coding::negotiate(&l.env.config, &head.request, compress, &mut headers);
+                return self.start_stream(l, conn, stream_id, opening, (&headers, coding), head_only);
             }
             Decision::Later { tag, wait, held } => {
                 let deadline = answer_by(now, wait);

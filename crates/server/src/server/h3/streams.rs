@@ -14,6 +14,7 @@ use tether_ws::CloseCode;
 
 use super::webtransport::frame_payload;
 use super::{H3Endpoint, Kind, detached, shutdown_answer};
+use crate::app::sse_coding::{self, Coding};
 use crate::app::{App, CloseReason, ConnId, Encoded, Response, Route};
 use crate::loops::Stats;
 use crate::server::dispatch::{Opening, deferred_answer, last_event_id};
@@ -30,7 +31,7 @@ impl H3Endpoint {
         conn: ConnectionHandle,
         stream_id: u64,
         opening: Opening<'_>,
-        extra: &[(String, String)],
+        (extra, mut coding): (&[(String, String)], Option<Coding>),
         head_only: bool,
     ) {
         let Opening { request, tag } = opening;
@@ -52,6 +53,9 @@ impl H3Endpoint {
         let mut hint = Vec::with_capacity(16);
         // No blank line after the hint: see the HTTP/1.1 event stream's.
         tether_sse::retry(retry, &mut hint);
+        if let Some(coding) = coding.as_mut() {
+            hint = sse_coding::opening(coding, &hint);
+        }
         let sent = self
             .server
             .send_head(now, conn, stream_id, 200, &fields)
@@ -76,9 +80,14 @@ impl H3Endpoint {
             return;
         }
         let heartbeat_at = now + l.env.config.sse_heartbeat;
-        self.conn(conn)
-            .streams
-            .insert(stream_id, Kind::Sse { tag, heartbeat_at });
+        self.conn(conn).streams.insert(
+            stream_id,
+            Kind::Sse {
+                tag,
+                heartbeat_at,
+                coding,
+            },
+        );
         self.due_by(Some(heartbeat_at));
         Stats::add(&l.env.stats().open_event_stream, 1);
         let last_event_id = last_event_id(request);
@@ -96,8 +105,16 @@ impl H3Endpoint {
         }
     }
 
-    /// Ends an event stream after what it has queued, and forgets it.
+    /// Ends an event stream after what it has queued (its trailer last,
+    /// if it is compressed), and forgets it.
     fn finish_stream<P>(&mut self, env: &LoopEnv<P>, conn: ConnectionHandle, stream_id: u64, now: Instant) {
+        if let Some(Kind::Sse {
+            coding: Some(coding), ..
+        }) = self.conns.get(&conn).and_then(|c| c.streams.get(&stream_id))
+        {
+            let trailer = sse_coding::trailer(coding);
+            let _ = self.server.send_data(now, conn, stream_id, &trailer);
+        }
         self.forget(env, conn, stream_id);
         let _ = self.server.finish(now, conn, stream_id);
     }
@@ -115,16 +132,18 @@ impl H3Endpoint {
         let Some((conn, stream_id)) = self.stream_of(id) else {
             return false;
         };
-        let heartbeat = env.config.sse_heartbeat;
+        let config = &env.config;
         let stats = env.stats();
         let push_target = match self.kind_mut(conn, stream_id) {
-            Some(Kind::Sse { heartbeat_at, .. }) => PushTarget::EventStream(heartbeat_at),
+            Some(Kind::Sse {
+                heartbeat_at, coding, ..
+            }) => PushTarget::EventStream(heartbeat_at, coding.as_mut()),
             Some(Kind::WebSocket(session)) if session.ws.can_send() => PushTarget::WebSocket(session),
             Some(Kind::WebTransport(wt)) if wt.ws.ws.can_send() => {
                 // The session negotiated no compression: the plain frame,
                 // whose payload is the message.
-                let frame = PushTarget::WebSocket(&wt.ws).bytes(&encoded, stats, now, heartbeat);
-                let Some(message) = frame_payload(frame) else {
+                let frame = PushTarget::WebSocket(&wt.ws).bytes(&encoded, stats, now, config);
+                let Some(message) = frame_payload(&frame) else {
                     return false;
                 };
                 let Some(slow) = self.wt_push(conn, stream_id, message, env.config.max_output, now) else {
@@ -135,8 +154,8 @@ impl H3Endpoint {
             }
             _ => return false,
         };
-        let bytes = push_target.bytes(&encoded, stats, now, heartbeat);
-        if self.server.send_data(now, conn, stream_id, bytes).is_err() {
+        let bytes = push_target.bytes(&encoded, stats, now, config);
+        if self.server.send_data(now, conn, stream_id, &bytes).is_err() {
             return false;
         }
         Stats::add(&stats.messages_out, 1);
@@ -295,10 +314,14 @@ impl H3Endpoint {
                         None
                     }
                     Kind::Waiting { deadline, .. } => Some(*deadline),
-                    Kind::Sse { heartbeat_at, .. } => {
+                    Kind::Sse {
+                        heartbeat_at, coding, ..
+                    } => {
                         if now >= *heartbeat_at {
                             *heartbeat_at = now + heartbeat;
-                            beats.push((conn, stream_id));
+                            // A compressed stream's heartbeat is counted
+                            // in its checksum as it is queued.
+                            beats.push((conn, stream_id, coding.as_mut().map(sse_coding::heartbeat)));
                         }
                         Some(*heartbeat_at)
                     }
@@ -321,9 +344,10 @@ impl H3Endpoint {
         // the walk goes on with the others.
         let mut comment = Vec::with_capacity(4);
         tether_sse::heartbeat(&mut comment);
-        for (conn, stream_id) in beats {
+        for (conn, stream_id, compressed) in beats {
+            let bytes = compressed.as_deref().unwrap_or(&comment);
             self.contained(app, env, conn, "a heartbeat", now, |endpoint, _, _| {
-                let _ = endpoint.server.send_data(now, conn, stream_id, &comment);
+                let _ = endpoint.server.send_data(now, conn, stream_id, bytes);
             });
         }
         for (conn, stream_id, tag) in timed_out {
