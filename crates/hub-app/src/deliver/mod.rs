@@ -4,6 +4,7 @@
 //! each event as it is delivered (encoded once, the bytes shared), and
 //! leaves; its token expires or is revoked, and it is ended.
 
+mod deltas;
 mod multi_poll;
 mod multiplex;
 mod server_side;
@@ -66,6 +67,8 @@ pub(super) struct Delivery {
     /// Event streams from nowhere held until their topics' histories are
     /// here.
     warming: warming::Warmings,
+    /// The subscriptions that take deltas, and what each had last.
+    deltas: deltas::Deltas,
 }
 
 pub(crate) use self::multiplex::SubscribeAsked;
@@ -82,6 +85,7 @@ impl Delivery {
             polls: multi_poll::HeldPolls::default(),
             history_polls: Vec::new(),
             warming: warming::Warmings::default(),
+            deltas: deltas::Deltas::default(),
         }
     }
 
@@ -558,6 +562,10 @@ impl Delivery {
         event: Arc<Event>,
     ) {
         let stats = parts.stats;
+        // The topic's event before this one, where some subscription may
+        // take this one as a delta against it.
+        let before = (!self.deltas.is_empty() && parts.shared.settings.sends_deltas(event.topic()))
+            .then(|| self.hub.head(event.topic()));
         let delivery = match self.hub.deliver(event.clone()) {
             Ok(delivery) => delivery,
             Err(e) => {
@@ -569,9 +577,29 @@ impl Delivery {
                 return;
             }
         };
-        fan_out(ctx, stats, &event, &delivery);
-        if self.muxes.has_streams() {
-            streams::deliver(ctx, stats, &mut self.muxes, delivery.event_stream, &event);
+        if let Some(before) = before {
+            deltas::fan_out(
+                ctx,
+                stats,
+                &mut self.deltas,
+                &mut self.muxes,
+                &event,
+                &delivery,
+                before,
+            );
+        } else {
+            fan_out(ctx, stats, &event, &delivery);
+            if self.muxes.has_streams() {
+                let whole = event.sse_multi();
+                streams::deliver(
+                    ctx,
+                    stats,
+                    &mut self.muxes,
+                    delivery.event_stream,
+                    event.id(),
+                    whole,
+                );
+            }
         }
         let events = [event.clone()];
         let mut answers = Vec::new();

@@ -10,12 +10,14 @@ use crate::json_text::flat_object;
 /// One message of a multiplexed socket's client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ClientMessage {
-    /// `{"type":"subscribe","topic":"T","since":"ID","presence":true,"ticket":"…"}`.
+    /// `{"type":"subscribe","topic":"T","since":"ID","presence":true,"ticket":"…","delta":true}`.
     Subscribe {
         topic: String,
         since: Option<String>,
         presence: bool,
         ticket: Option<String>,
+        /// It takes deltas where the topic's namespace sends them.
+        delta: bool,
     },
     /// `{"type":"unsubscribe","topic":"T"}`.
     Unsubscribe { topic: String },
@@ -43,12 +45,14 @@ impl ClientMessage {
                 since,
                 presence,
                 ticket,
+                delta,
             } => {
                 members.push(("type", text("subscribe")));
                 members.push(("topic", text(topic)));
                 members.push(("since", optional(since)));
                 members.push(("presence", presence.then(|| "true".to_owned())));
                 members.push(("ticket", optional(ticket)));
+                members.push(("delta", delta.then(|| "true".to_owned())));
             }
             ClientMessage::Unsubscribe { topic } => {
                 members.push(("type", text("unsubscribe")));
@@ -86,8 +90,8 @@ pub(crate) struct Malformed {
     pub(crate) error: String,
 }
 
-/// A member's value: these messages hold strings and, for `presence`, a
-/// boolean.
+/// A member's value: these messages hold strings and, for `presence` and
+/// `delta`, booleans.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Value {
     Text(String),
@@ -115,7 +119,7 @@ fn members(text: &str) -> Result<Vec<(String, Value)>, String> {
 /// The members each type takes, beside `type`.
 fn allowed(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
-        "subscribe" => &["topic", "since", "presence", "ticket"],
+        "subscribe" => &["topic", "since", "presence", "ticket", "delta"],
         "unsubscribe" => &["topic"],
         "publish" => &["topic", "data", "event", "id"],
         "auth" => &["token"],
@@ -189,16 +193,20 @@ pub(crate) fn parse(text: &str) -> Result<ClientMessage, Malformed> {
     };
     Ok(match kind {
         "subscribe" => {
-            let presence = match members.iter().find(|(n, _)| n == "presence") {
-                None => false,
-                Some((_, Value::Flag(flag))) => *flag,
-                Some(_) => return Err(refuse("\"presence\" must be true or false".to_owned())),
+            let flag = |name: &str| match members.iter().find(|(n, _)| n == name) {
+                None => Ok(false),
+                Some((_, Value::Flag(flag))) => Ok(*flag),
+                Some(_) => Err(refuse(format!(
+                    "{} must be true or false",
+                    tether_hub::json_string(name)
+                ))),
             };
             ClientMessage::Subscribe {
                 topic: required("topic")?,
                 since: text("since")?,
-                presence,
+                presence: flag("presence")?,
                 ticket: text("ticket")?,
+                delta: flag("delta")?,
             }
         }
         "unsubscribe" => ClientMessage::Unsubscribe {
@@ -231,12 +239,15 @@ mod tests {
     #[test]
     fn each_type_reads_its_members() {
         assert_eq!(
-            parse(r#"{"type":"subscribe","topic":"a","since":"1-0","presence":true,"ticket":"t"}"#),
+            parse(
+                r#"{"type":"subscribe","topic":"a","since":"1-0","presence":true,"ticket":"t","delta":true}"#
+            ),
             Ok(ClientMessage::Subscribe {
                 topic: "a".to_owned(),
                 since: Some("1-0".to_owned()),
                 presence: true,
                 ticket: Some("t".to_owned()),
+                delta: true,
             })
         );
         assert_eq!(
@@ -246,6 +257,7 @@ mod tests {
                 since: None,
                 presence: false,
                 ticket: None,
+                delta: false,
             })
         );
         assert_eq!(
@@ -302,14 +314,15 @@ mod tests {
         let text = || any::<String>();
         let maybe = || proptest::option::of(any::<String>());
         prop_oneof![
-            (text(), maybe(), any::<bool>(), maybe()).prop_map(|(topic, since, presence, ticket)| {
-                ClientMessage::Subscribe {
+            (text(), maybe(), any::<bool>(), maybe(), any::<bool>()).prop_map(
+                |(topic, since, presence, ticket, delta)| ClientMessage::Subscribe {
                     topic,
                     since,
                     presence,
                     ticket,
+                    delta,
                 }
-            }),
+            ),
             text().prop_map(|topic| ClientMessage::Unsubscribe { topic }),
             (text(), text(), maybe(), maybe()).prop_map(|(topic, data, event, key)| {
                 ClientMessage::Publish {

@@ -99,6 +99,7 @@ impl Publishing {
                 since,
                 presence,
                 ticket,
+                delta,
             }) => {
                 let asked = SubscribeAsked {
                     topic: &topic,
@@ -106,6 +107,7 @@ impl Publishing {
                     presence,
                     ticket: ticket.as_deref(),
                     by: SubscribedBy::Client,
+                    delta,
                 };
                 delivery.subscribe_multiplexed(ctx, parts, Some(hooks), conn, asked);
             }
