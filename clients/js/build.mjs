@@ -14,7 +14,8 @@ import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const LIMIT = 5 * 1024;
+// 5 KiB until delta updates, whose Fossil applier and its use weigh some 0.6 KiB.
+const LIMIT = 6 * 1024;
 const MIN = join(here, 'dist', 'tether-client.min.js');
 
 rmSync(join(here, 'dist'), { recursive: true, force: true });

@@ -136,7 +136,14 @@ mod tests {
     }
 
     fn event(seq: u64, data: &str) -> Arc<Event> {
-        Event::keyed(Arc::from("state"), EventId::new(9, seq), "update", data, Some("k")).unwrap()
+        Event::keyed(
+            Arc::from("state"),
+            EventId::new(9, seq),
+            "update",
+            data,
+            Some("k"),
+        )
+        .unwrap()
     }
 
     /// The `"delta"` and `"base"` of a JSON delta form.
@@ -188,7 +195,12 @@ mod tests {
         assert_eq!(base, "9-1");
         let built = tether_delta::apply(a.as_bytes(), delta.as_bytes(), 1 << 20).unwrap();
         assert_eq!(built, b.as_bytes());
-        assert!(frame.len() * 4 < next.ws_frame().len(), "{} vs {}", frame.len(), next.ws_frame().len());
+        assert!(
+            frame.len() * 4 < next.ws_frame().len(),
+            "{} vs {}",
+            frame.len(),
+            next.ws_frame().len()
+        );
         assert!(sse.starts_with(b"event: update\ndata: {"));
         assert!(sse.ends_with(format!("{json}\n").as_bytes()));
     }
@@ -216,7 +228,11 @@ mod tests {
 
     #[test]
     fn text_with_escapes_and_wide_characters_survives() {
-        let a = format!("{}\"quote\" \\ tab\t é ✓ \u{2028}{}", "x".repeat(40), "y".repeat(40));
+        let a = format!(
+            "{}\"quote\" \\ tab\t é ✓ \u{2028}{}",
+            "x".repeat(40),
+            "y".repeat(40)
+        );
         let b = a.replace('✓', "✗");
         let (first, next) = (event(1, &a), event(2, &b));
         let frame = next.delta_ws_frame(&first).unwrap();
