@@ -289,3 +289,22 @@ fn a_multi_topic_stream_that_asks_gets_deltas_and_its_cursor_resumes_whole() {
         (Some(id.as_str()), Some(state(6).as_str()))
     );
 }
+
+#[test]
+fn a_one_topic_socket_that_asks_gets_deltas_and_a_raw_one_whole_data() {
+    let server = start(1, 1000);
+    let mut json = WsClient::connect(server.addr, "/topics/state.one/ws?delta=1");
+    let mut raw = WsClient::connect(server.addr, "/topics/state.one/ws?format=raw&delta=1");
+    // Both subscribed once a witness has the first event.
+    let mut witness = SseClient::connect(server.addr, "/topics/state.one/events", "");
+    assert_eq!(witness.response.status, 200);
+    let mut follower = Follower::default();
+    for n in 1..=3 {
+        let id = publish(&server, "state.one", &state(n));
+        assert_eq!(witness.next_event().data(), state(n));
+        let got: Value = serde_json::from_str(&json.recv_text()).unwrap();
+        assert_eq!(got.get("delta").is_some(), n > 1, "{got}");
+        assert_eq!(follower.take(&got), (id, state(n)));
+        assert_eq!(raw.recv_text(), state(n), "the raw socket: the data");
+    }
+}

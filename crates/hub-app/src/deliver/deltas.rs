@@ -6,9 +6,11 @@
 //! whole: the first, the first after a resume or a gap, and one that
 //! follows an event the subscription did not get.
 //!
-//! Only the multiplexed connections take deltas (a `/ws` socket's
-//! subscribe with `"delta":true`, a `/events` stream with `?delta=1`):
-//! their JSON forms have room to say which an event is.
+//! The JSON forms have room to say which an event is: a multiplexed
+//! socket's subscription (`"delta":true`), a multi-topic stream's
+//! (`/events?delta=1`) and a one-topic JSON socket
+//! (`/topics/NAME/ws?delta=1`) take deltas; the raw socket, the one-topic
+//! event stream and the long polls get whole events.
 
 use std::collections::HashMap;
 use std::hash::Hash;

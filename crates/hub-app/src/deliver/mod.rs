@@ -413,12 +413,20 @@ impl Delivery {
             return;
         };
         let start = Start::from_last_id(subscriber.requested(), settings.replays_latest(&topic));
+        let takes_deltas = subscriber.delta && settings.sends_deltas(&topic);
         match (self.hub).subscribe_at(&topic, SubKey::whole(conn), transport, start) {
             Ok(Subscribed::Live(replay)) => {
+                if takes_deltas {
+                    let last = replay.clone().events().next_back();
+                    self.deltas.take(SubKey::whole(conn), last);
+                }
                 let to = subscriber.replaying(conn);
                 send_replay(ctx, stats, to, replay.gap(), replay.events());
             }
             Ok(Subscribed::Held { follow }) => {
+                if takes_deltas {
+                    self.deltas.take(SubKey::whole(conn), None);
+                }
                 if follow {
                     parts.broker.follow(&topic, &mut LoopContext { ctx });
                 }
@@ -521,6 +529,9 @@ impl Delivery {
                 self.roster.leave(ctx, &subscriber.topic, conn, member.as_ref());
             }
         }
+        if !self.deltas.is_empty() {
+            self.deltas.forget(SubKey::whole(conn));
+        }
         if let Some(left) = self.hub.unsubscribe(SubKey::whole(conn))
             && left.unfollow
         {
@@ -539,6 +550,9 @@ impl Delivery {
         resumed: tether_hub::Resumed<SubKey>,
     ) {
         if resumed.sub.is_whole() {
+            if !self.deltas.is_empty() {
+                self.deltas.replayed(resumed.sub, resumed.events.last());
+            }
             let hub = &self.hub;
             let head = |topic: &str| hub.head(topic);
             send_resumed(ctx, parts.stats, &mut self.subscribers, parts.cors, resumed, head);
