@@ -38,12 +38,13 @@ const EVENTS: u64 = 64;
 /// A device's state after `n` events; `changing` of its 24 readings move
 /// with each event.
 fn state(n: u64, changing: u64) -> String {
-    let mut out = String::from("{\"device\":\"pump-7\",\"site\":\"north hall, level 2\",\"firmware\":\"4.2.1\",");
+    let mut out =
+        String::from("{\"device\":\"pump-7\",\"site\":\"north hall, level 2\",\"firmware\":\"4.2.1\",");
     write!(
         out,
         "\"seq\":{n},\"temperature\":{:.1},\"status\":\"{}\",\"readings\":[",
         20.5 + n as f64 / 10.0,
-        if n % 2 == 0 { "ok" } else { "warm" }
+        if n.is_multiple_of(2) { "ok" } else { "warm" }
     )
     .unwrap();
     for i in 0..24u64 {
@@ -63,7 +64,13 @@ fn state(n: u64, changing: u64) -> String {
 }
 
 fn event(n: u64, data: &str) -> Arc<Event> {
-    Event::new(Arc::from("state.pump-7"), EventId::new(1_718_000_000_000, n), "state", data).unwrap()
+    Event::new(
+        Arc::from("state.pump-7"),
+        EventId::new(1_718_000_000_000, n),
+        "state",
+        data,
+    )
+    .unwrap()
 }
 
 struct Scenario {
@@ -89,7 +96,9 @@ fn states(scenario: &Scenario) -> Vec<String> {
 /// Bytes per event (the mean over the run) of each form, as a Markdown
 /// table.
 fn print_sizes() {
-    println!("| state | data | whole JSON frame | compressed (permessage-deflate) | delta frame | delta / whole |");
+    println!(
+        "| state | data | whole JSON frame | compressed (permessage-deflate) | delta frame | delta / whole |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for scenario in &SCENARIOS {
         let states = states(scenario);
@@ -99,8 +108,12 @@ fn print_sizes() {
             let (before, this) = (&pair[0], &pair[1]);
             data += states[this.id().seq() as usize].len();
             whole += this.ws_frame().len();
-            deflated += this.ws_frame_deflated().map_or(this.ws_frame().len(), |f| f.len());
-            delta += this.delta_ws_frame(before).map_or(this.ws_frame().len(), |f| f.len());
+            deflated += this
+                .ws_frame_deflated()
+                .map_or(this.ws_frame().len(), |f| f.len());
+            delta += this
+                .delta_ws_frame(before)
+                .map_or(this.ws_frame().len(), |f| f.len());
         }
         let per = |total: usize| total as f64 / EVENTS as f64;
         println!(
@@ -172,12 +185,8 @@ fn bench(c: &mut Criterion) {
         group.bench_function("apply", |b| {
             b.iter(|| {
                 let n = next();
-                let built = tether_delta::apply(
-                    states[n - 1].as_bytes(),
-                    deltas[n - 1].as_bytes(),
-                    1 << 20,
-                )
-                .unwrap();
+                let built =
+                    tether_delta::apply(states[n - 1].as_bytes(), deltas[n - 1].as_bytes(), 1 << 20).unwrap();
                 black_box(built.len());
             });
         });

@@ -54,7 +54,10 @@ pub(super) fn fan_out(
     };
     fan_out_whole(ctx, stats, event, &whole);
     if muxes.has_streams() {
-        streams::deliver(ctx, stats, muxes, &streams.whole, event.id(), event.sse_multi());
+        // The whole form is made only if some stream takes it.
+        if streams.whole.iter().any(|key| !key.is_whole()) {
+            streams::deliver(ctx, stats, muxes, &streams.whole, event.id(), event.sse_multi());
+        }
         if let Some(bytes) = streams.base.as_ref().and_then(|base| event.delta_sse_multi(base)) {
             add(&stats.sent_deltas, streams.in_step.len() as u64);
             streams::deliver(ctx, stats, muxes, &streams.in_step, event.id(), bytes);
