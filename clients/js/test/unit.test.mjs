@@ -169,6 +169,10 @@ const deltaOf = (target, commands) => `${b64(new TextEncoder().encode(target).le
 test('fossil: the applier builds what the hub\'s deltas say, and refuses what does not apply', () => {
   // Written by tether-delta's encoder (its own tests have these bytes).
   assert.equal(applyTextDelta('', '2\n2:hi1dQG00;'), 'hi');
+  // Written by fossil-delta 2.0.0 (npm, what Centrifugo's browser SDK uses): createStringDelta(old, new).
+  const old = '{"device":"pump-7","site":"north hall","firmware":"4.2.1","seq":41,"temperature":24.6,"status":"warm","note":"é ✓"}';
+  assert.equal(applyTextDelta(old, '1p\n11@0,o:2,"temperature":24.7,"status":"ok","note":"é ✓"}wOGrs;'),
+    '{"device":"pump-7","site":"north hall","firmware":"4.2.1","seq":42,"temperature":24.7,"status":"ok","note":"é ✓"}');
   assert.equal(applyTextDelta(ABC, 'e\nc@0,2:!!38hN1K;'), `${ABC}!!`);
   // Copies, inserts, and wide characters (the lengths are bytes).
   const target = 'fghij — é ✓ 01234';
