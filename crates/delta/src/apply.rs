@@ -111,11 +111,17 @@ mod tests {
         let old = r#"{"device":"pump-7","site":"north hall","firmware":"4.2.1","seq":41,"temperature":24.6,"status":"warm","note":"é ✓"}"#;
         let new = r#"{"device":"pump-7","site":"north hall","firmware":"4.2.1","seq":42,"temperature":24.7,"status":"ok","note":"é ✓"}"#;
         let theirs = "1p\n11@0,o:2,\"temperature\":24.7,\"status\":\"ok\",\"note\":\"é ✓\"}wOGrs;";
-        assert_eq!(apply(old.as_bytes(), theirs.as_bytes(), 1000).unwrap(), new.as_bytes());
+        assert_eq!(
+            apply(old.as_bytes(), theirs.as_bytes(), 1000).unwrap(),
+            new.as_bytes()
+        );
         // And ours, the same edit: the same copy of the first 65 bytes.
         let ours = crate::encode_str(old, new);
         assert!(ours.starts_with("1p\n11@0,"), "{ours}");
-        assert_eq!(apply(old.as_bytes(), ours.as_bytes(), 1000).unwrap(), new.as_bytes());
+        assert_eq!(
+            apply(old.as_bytes(), ours.as_bytes(), 1000).unwrap(),
+            new.as_bytes()
+        );
     }
 
     #[test]
