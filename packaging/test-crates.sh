@@ -107,7 +107,7 @@ for name in "${publishable[@]}"; do
     done
     ok "$name: its .crate holds README.md, LICENSE-MIT, LICENSE-APACHE"
 done
-leaves=(tether-topic tether-sse tether-backoff)
+leaves=(tether-topic tether-sse tether-backoff tether-delta)
 if cargo package --locked "${leaves[@]/#/-p}" --target-dir "$work/verify" >"$work/verify.log" 2>&1; then
     ok "cargo package verifies ${leaves[*]} (each built from its .crate file alone)"
 else

@@ -14,8 +14,9 @@ import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 
 const here = dirname(fileURLToPath(import.meta.url));
-// 5 KiB until calls to the backend (client.rpc) came, at about 300 bytes.
-const LIMIT = 5.5 * 1024;
+// 5 KiB until calls to the backend (client.rpc, about 300 bytes) and delta
+// updates (the Fossil applier and its use, some 0.6 KiB) came.
+const LIMIT = 6 * 1024;
 const MIN = join(here, 'dist', 'tether-client.min.js');
 
 rmSync(join(here, 'dist'), { recursive: true, force: true });

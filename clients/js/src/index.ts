@@ -7,6 +7,7 @@
 
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
 import { encodeCursor } from "./cursor.js";
+import { applyDelta, applyTextDelta } from "./fossil.js";
 import { compareIds, isId } from "./ids.js";
 import { Link } from "./link.js";
 import { availableTransports, Subscription } from "./subscription.js";
@@ -23,7 +24,7 @@ import {
 } from "./types.js";
 import { parsePoll, parseWsMessage, toEvent, type Gap, type PresenceChange, type TetherEvent } from "./wire.js";
 
-export { availableTransports, backoffDelay, compareIds, encodeCursor, isId, parsePoll, parseWsMessage, Subscription, TetherError, toEvent, TRANSPORTS };
+export { applyDelta, applyTextDelta, availableTransports, backoffDelay, compareIds, encodeCursor, isId, parsePoll, parseWsMessage, Subscription, TetherError, toEvent, TRANSPORTS };
 export type { BackoffOptions, Gap, Presence, PresenceChange, Published, Reason, State, SubscribeOptions, TetherEvent, TetherOptions, TransportName };
 export type { PollAnswer, Refusal, WsMessage } from "./wire.js";
 

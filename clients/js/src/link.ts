@@ -10,7 +10,8 @@ import { compareIds, isId } from "./ids.js";
 import type { Tether } from "./index.js";
 import type { Subscription } from "./subscription.js";
 import { TetherError, type Published, type TransportName } from "./types.js";
-import { parsePoll, parseWsMessage, toEvent } from "./wire.js";
+import { applyTextDelta } from "./fossil.js";
+import { parsePoll, parseWsMessage, toEvent, type TetherEvent, type WireEvent } from "./wire.js";
 
 type Subs = Subscription<any>[];
 const g: any = globalThis;
@@ -43,6 +44,10 @@ export class Link {
   private pending_ = new Map<string, [string, (m: any) => void]>();
   private calls_ = new Map<number, (m: any) => void>(); // calls out on the socket, by id
   private id_ = 0;
+  /** Each topic's last event on this connection, `[id, data]`: what its next delta applies to. */
+  private last_ = new Map<string, [string, string]>();
+  /** Topics resubscribed after a delta that did not apply: their deltas are dropped until a whole event comes. */
+  private resync_ = new Set<string>();
 
   constructor(
     private c: Tether,
@@ -138,6 +143,9 @@ export class Link {
     this.conn_?.close();
     this.conn_ = this.sock_ = null;
     this.on_.clear();
+    // A new connection starts each topic with a whole event.
+    this.last_.clear();
+    this.resync_.clear();
     this.waiting_ = false;
     // Neither publishes nor calls are sent again: the application decides.
     const lost = new TetherError("network", "connection lost");
@@ -206,7 +214,43 @@ export class Link {
     const since = earliest(subs);
     if (this.on_.has(topic)) this.send_({ type: "unsubscribe", topic });
     this.on_.add(topic);
-    this.send_({ type: "subscribe", topic, ...(since && { since }), ...(subs.some((s) => s.o.presence) && { presence: true }) });
+    this.send_({
+      type: "subscribe",
+      topic,
+      ...(since && { since }),
+      ...(subs.some((s) => s.o.presence) && { presence: true }),
+      ...(subs.some((s) => s.o.delta) && { delta: true }),
+    });
+  }
+
+  /**
+   * The event whole: a delta applied to its topic's last event on this
+   * connection. A delta whose base is not that event, or that does not
+   * apply (its checksum, say), gives null: the topic is resubscribed from
+   * its subscriptions' position (the socket's subscribe, the stream
+   * reconnected), whole again, rather than a wrong value shown.
+   */
+  private whole_(e: WireEvent | null): TetherEvent | null {
+    if (!e) return null;
+    const { delta_, ...whole } = e;
+    const t = e.topic;
+    if (delta_) {
+      if (this.resync_.has(t)) return null;
+      const last = this.last_.get(t);
+      try {
+        if (last?.[0] != delta_[1]) throw 0;
+        whole.data = applyTextDelta(last[1], delta_[0]);
+      } catch {
+        this.last_.delete(t);
+        this.resync_.add(t);
+        if (this.t == "ws") this.subscribe_(t);
+        else this.soon_();
+        return null;
+      }
+    }
+    this.resync_.delete(t);
+    this.last_.set(t, [whole.id, whole.data]);
+    return whole;
   }
 
   /**
@@ -255,7 +299,10 @@ export class Link {
       const k = msg.kind;
       const subs = this.topics_().get(msg.topic!) || [];
       switch (k) {
-        case "event":
+        case "event": {
+          const e = this.whole_(msg.event!);
+          return e && this.route_(k, msg.topic!, e);
+        }
         case "gap":
         case "presence":
           return this.route_(k, msg.topic!, msg[k]);
@@ -300,7 +347,13 @@ export class Link {
       token && (await Promise.all(topics.map(async (topic) => (await (await this.c.request_("POST", "", "tickets", { topic }, token)).json()).ticket)));
     if (gen != this.gen_) return;
     const es = new this.c.options.EventSource(
-      this.c.href_("", "events", { topic: topics, lastEventId: this.since_(topics), ticket, presence: subs.some((s) => s.o.presence) ? "1" : undefined }),
+      this.c.href_("", "events", {
+        topic: topics,
+        lastEventId: this.since_(topics),
+        ticket,
+        presence: subs.some((s) => s.o.presence) ? "1" : undefined,
+        delta: subs.some((s) => s.o.delta) ? "1" : undefined,
+      }),
       { withCredentials: !!this.c.options.withCredentials },
     );
     this.conn_ = es;
@@ -309,9 +362,12 @@ export class Link {
       es.addEventListener(type, (e: { data: string; lastEventId: string }) => {
         if (gen != this.gen_) return;
         const m = JSON.parse(e.data);
+        const event = kind == "event" && this.whole_(toEvent(m));
+        // A delta that did not apply: the stream reconnects, from before it.
+        if (kind == "event" && !event) return;
         // The id of a multi-topic stream is a cursor: every topic's position.
         if (e.lastEventId?.[0] == "~") this.cursor_ = [topics.join("\n"), e.lastEventId];
-        this.route_(kind, m.topic, kind == "event" ? toEvent(m) : kind == "presence" ? { event: type, member: m.member } : m);
+        this.route_(kind, m.topic, event || (kind == "presence" ? { event: type, member: m.member } : m));
       });
     for (const type of new Set(["message", ...subs.flatMap((s) => s.o.types || [])])) on(type, "event");
     on("gap");

@@ -72,6 +72,13 @@ export interface SubscribeOptions<T = string> {
   /** EventSource only: event types to listen for besides `message` (an EventSource cannot listen to all); the client's one stream listens for those of all its subscriptions. */
   types?: string[];
   presence?: boolean;
+  /**
+   * Ask for deltas (WebSocket and EventSource; topics whose namespace has
+   * `delta=on`): the hub sends an event as a Fossil delta against the one
+   * before it, applied here; the application gets whole events. A delta
+   * that does not apply resubscribes the topic from its last event, whole.
+   */
+  delta?: boolean;
   /** Turns an event's text into the application's type (e.g. `JSON.parse`). */
   decode?: (data: string) => T;
   /** This subscription's transports, in order (default the client's). */

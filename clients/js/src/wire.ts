@@ -53,10 +53,21 @@ export type WsMessage = { kind: string; topic?: string; event?: TetherEvent; gap
 
 const str = (v: unknown): v is string => typeof v == "string";
 
-/** The JSON form of an event (WebSocket message, long-poll item), or null. */
-export function toEvent(m: any): TetherEvent | null {
-  return m && str(m.id) && str(m.data)
-    ? { topic: m.topic, id: m.id, type: str(m.event) ? m.event : "message", data: m.data, ...(str(m.key) && { key: m.key }) }
+/** @internal An event as the hub sent it: its data, or a delta (`[delta, base id]`) against the topic's event before it. */
+export type WireEvent = TetherEvent & { delta_?: [string, string] };
+
+/** The JSON form of an event (WebSocket message, long-poll item; a delta in place of the data for `delta: true`), or null. */
+export function toEvent(m: any): WireEvent | null {
+  const delta = m && str(m.delta) && str(m.base);
+  return m && str(m.id) && (str(m.data) || delta)
+    ? {
+        topic: m.topic,
+        id: m.id,
+        type: str(m.event) ? m.event : "message",
+        data: delta ? "" : m.data,
+        ...(delta && { delta_: [m.delta, m.base] as [string, string] }),
+        ...(str(m.key) && { key: m.key }),
+      }
     : null;
 }
 

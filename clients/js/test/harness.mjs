@@ -55,12 +55,12 @@ export function mint(ttl, sub = 'tester') {
 export const servers = new Set();
 process.on('exit', () => { for (const s of servers) try { s.proc.kill('SIGKILL'); } catch { /* gone */ } });
 
-/** `tether serve --app hub` on a free port, durable under DATA_DIR, with `extra` options; resolves once it listens. */
+/** `tether serve --app hub` on a free port, durable under DATA_DIR, `state.*` sending deltas, with `extra` options; resolves once it listens. */
 export function startServer(extra = []) {
   return new Promise((resolve, reject) => {
     const proc = spawn(BIN, ['serve', '--addr', '127.0.0.1', '--port', '0', '--app', 'hub', '--log-level', 'warn',
       '--data-dir', DATA_DIR, '--jwt-secret-file', SECRET_FILE, '--jwt-audience', 'tether', '--jwt-leeway', '0',
-      '--private', 'priv.*', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--private', 'priv.*', '--namespace', 'state.* delta=on', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     const server = { proc, port: 0, url: '', log: '', exited: null };
     servers.add(server);
     if (proc.pid) appendFileSync(join(WORK, 'pids'), `${proc.pid}\n`);

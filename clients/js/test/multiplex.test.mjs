@@ -13,7 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  TEST_TIMEOUT, WAIT, current, launch, publishMany, servers, startProxy, startServer, stopServer, waitFor,
+  TEST_TIMEOUT, WAIT, current, launch, publishMany, publishOnce, servers, startProxy, startServer, stopServer, waitFor,
 } from './harness.mjs';
 
 const TOPICS = Array.from({ length: 12 }, (_, i) => `mux.${i}`);
@@ -23,10 +23,19 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>tether multiplexing te
 import { Tether } from "/__test/tether-client.js";
 window.recs = {};
 // One client with a subscription per topic, each recorded by topic.
-window.client = (name, topics, { transports } = {}) => {
-  const rec = { events: {}, gaps: [], errors: [], states: {} };
-  rec.client = new Tether(location.origin, { transports, backoff: { initial: 200, max: 2000 } });
+// With \`delta\`, it asks for deltas, and counts those its connections bring.
+window.client = (name, topics, { transports, delta } = {}) => {
+  const rec = { events: {}, gaps: [], errors: [], states: {}, deltas: 0 };
+  const count = (e) => { if (String(e.data).includes('"delta":')) rec.deltas++; };
+  class CountingWebSocket extends WebSocket {
+    constructor(url) { super(url); this.addEventListener("message", count); }
+  }
+  class CountingEventSource extends EventSource {
+    addEventListener(type, f) { super.addEventListener(type, (e) => { count(e); f(e); }); }
+  }
+  rec.client = new Tether(location.origin, { transports, backoff: { initial: 200, max: 2000 }, WebSocket: CountingWebSocket, EventSource: CountingEventSource });
   rec.subs = topics.map((topic) => rec.client.subscribe(topic, {
+    delta,
     onEvent: (e) => (rec.events[topic] ||= []).push(e.id + " " + e.data),
     onGap: (g) => rec.gaps.push(g),
     onState: (s, t) => (rec.states[topic] ||= []).push(s + "/" + t),
@@ -50,7 +59,7 @@ window.native = (name, topics) => {
 window.look = (name) => {
   const r = recs[name];
   return {
-    events: r.events, gaps: r.gaps, errors: r.errors, opens: r.opens, ids: r.ids, readyState: r.es?.readyState,
+    events: r.events, gaps: r.gaps, errors: r.errors, opens: r.opens, ids: r.ids, readyState: r.es?.readyState, deltas: r.deltas,
     subs: r.subs?.map((s) => ({ topic: s.topic, state: s.state, transport: s.transport })),
   };
 };
@@ -170,6 +179,46 @@ test('WebSocket refused: 12 topics over one event stream; event streams refused 
   } finally {
     proxy.blockWs = proxy.blockSse = false;
   }
+});
+
+test('a delta topic followed over WebSocket and an event stream: the same state as whole events, across a cut', { timeout: TEST_TIMEOUT }, async () => {
+  const topic = 'state.pump';
+  // A device's state, some 2 KB of JSON, a few fields changing each time.
+  const state = (n) => JSON.stringify({
+    device: 'pump-7', seq: n, temperature: 20.5 + n / 10, status: n % 2 ? 'warm' : 'ok',
+    readings: Array.from({ length: 24 }, (_, i) => ({ sensor: `pressure-${i}`, unit: 'kPa', value: i === n % 24 ? 100 + n : 100, ok: true })),
+  });
+  await page.evaluate((t) => {
+    window.client('delta-ws', [t], { transports: ['ws'], delta: true });
+    window.client('delta-sse', [t], { transports: ['sse'], delta: true });
+    window.client('whole', [t], { transports: ['ws'] });
+  }, topic);
+  await waitFor('the three subscriptions open', async () =>
+    (await Promise.all(['delta-ws', 'delta-sse', 'whole'].map(look))).every((r) => r.subs[0].state === 'open'));
+  const published = [];
+  const run = Date.now();
+  let before;
+  for (let n = 1; n <= 12; n++) {
+    // Cut every connection halfway: each resumes from its last event, whole, then deltas again.
+    if (n === 7) {
+      await exactly('delta-ws', { [topic]: published });
+      await exactly('delta-sse', { [topic]: published });
+      before = { ws: (await look('delta-ws')).deltas, sse: (await look('delta-sse')).deltas };
+      assert.deepEqual(before, { ws: 5, sse: 5 }, 'the first event whole, the next five deltas');
+      proxy.cut();
+    }
+    const data = state(n);
+    published.push(`${await publishOnce(topic, data, `state-${run}-${n}`)} ${data}`);
+    await sleep(50);
+  }
+  const expected = { [topic]: published };
+  const [ws, sse, whole] = [await exactly('delta-ws', expected), await exactly('delta-sse', expected), await exactly('whole', expected)];
+  // After the cut, deltas again once each had an event whole.
+  assert.ok(ws.deltas > before.ws && sse.deltas > before.sse, `deltas: WebSocket ${ws.deltas}, event stream ${sse.deltas}`);
+  assert.ok(ws.deltas < 11 && sse.deltas < 11, 'an event whole after the cut');
+  assert.equal(whole.deltas, 0, 'not asked for: whole events');
+  for (const r of [ws, sse, whole]) assert.deepEqual(r.gaps, []);
+  await page.evaluate(() => ['delta-ws', 'delta-sse', 'whole'].forEach((n) => window.recs[n].client.close()));
 });
 
 test('the page threw no script errors', () => {

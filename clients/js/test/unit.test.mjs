@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Tether, availableTransports, backoffDelay, compareIds, encodeCursor, isId, parsePoll, parseWsMessage, TRANSPORTS,
+  Tether, applyDelta, applyTextDelta, availableTransports, backoffDelay, compareIds, encodeCursor, isId, parsePoll, parseWsMessage, TRANSPORTS,
 } from '../dist/index.js';
 
 // ---------------------------------------------------------------------------
@@ -155,6 +155,95 @@ const sent = (ws) => ws.sent.map((m) => JSON.parse(m));
 /** The subscribe messages a socket sent, as `topic:since`. */
 const subscribes = (ws) => sent(ws).filter((m) => m.type === 'subscribe').map((m) => `${m.topic}:${m.since ?? ''}`);
 const TOPICS = Array.from({ length: 12 }, (_, i) => `room.${i}`);
+
+// ---------------------------------------------------------------------------
+// Deltas (Fossil's format, as tether-delta writes it)
+
+const ABC = 'abcdefghijklmnopqrstuvwxyz0123456789ABC';
+/** Fossil's base-64 digits of `n`, and a delta's checksum of `text`, written here on their own. */
+const b64 = (n) => { let s = ''; do { s = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~'[n % 64] + s; n = Math.floor(n / 64); } while (n); return s; };
+const sumOf = (text) => { const b = new TextEncoder().encode(text); let s = 0n; for (let i = 0; i < b.length; i++) s += BigInt(b[i]) << BigInt(24 - 8 * (i % 4)); return Number(s % 2n ** 32n); };
+/** A delta of `commands` that builds `target`. */
+const deltaOf = (target, commands) => `${b64(new TextEncoder().encode(target).length)}\n${commands}${b64(sumOf(target))};`;
+
+test('fossil: the applier builds what the hub\'s deltas say, and refuses what does not apply', () => {
+  // Written by tether-delta's encoder (its own tests have these bytes).
+  assert.equal(applyTextDelta('', '2\n2:hi1dQG00;'), 'hi');
+  // Written by fossil-delta 2.0.0 (npm, what Centrifugo's browser SDK uses): createStringDelta(old, new).
+  const old = '{"device":"pump-7","site":"north hall","firmware":"4.2.1","seq":41,"temperature":24.6,"status":"warm","note":"é ✓"}';
+  assert.equal(applyTextDelta(old, '1p\n11@0,o:2,"temperature":24.7,"status":"ok","note":"é ✓"}wOGrs;'),
+    '{"device":"pump-7","site":"north hall","firmware":"4.2.1","seq":42,"temperature":24.7,"status":"ok","note":"é ✓"}');
+  assert.equal(applyTextDelta(ABC, 'e\nc@0,2:!!38hN1K;'), `${ABC}!!`);
+  // Copies, inserts, and wide characters (the lengths are bytes).
+  const target = 'fghij — é ✓ 01234';
+  const good = deltaOf(target, `5@5,${b64(new TextEncoder().encode(' — é ✓ ').length)}: — é ✓ 5@Q,`);
+  assert.equal(applyTextDelta(ABC, good), target);
+  assert.equal(new TextDecoder().decode(applyDelta(new TextEncoder().encode(ABC), new TextEncoder().encode(good))), target);
+  // Another base of the same length: the checksum tells.
+  assert.throws(() => applyTextDelta(ABC.replace('g', 'G'), good), RangeError);
+  // Too short a base: the copy is out of range.
+  assert.throws(() => applyTextDelta('abc', good), RangeError);
+  for (const bad of ['', '2', '2\n', '2\n2:h', '2\n2?hi1dQG00;', '2\n2@0;', '2\n3:hi!0;', '2\n1:h0;', '2\n2:hi0;',
+    '2\n2:hi1dQG00;x', '2\n2@0,1dQG00;', '~~~~~~~~~\n0;', '111111111\n0;'])
+    assert.throws(() => applyTextDelta(ABC, bad), RangeError, JSON.stringify(bad));
+  assert.throws(() => applyDelta(new Uint8Array(), new TextEncoder().encode('2\n2:hi1dQG00;'), 1), RangeError, 'over the limit');
+});
+
+test('delta: asked for on the socket, applied before the application sees them; a delta that does not apply resubscribes from the last event', async () => {
+  const f = fakes();
+  const got = [];
+  const c = new Tether('http://hub.test/', { ...f.env, backoff: { initial: 1 } });
+  const s = c.subscribe('t', { since: '7-0', delta: true, onEvent: (e) => got.push(`${e.id} ${e.data}`) });
+  const plain = c.subscribe('u', { since: '7-0', onEvent: () => {} });
+  await tick();
+  const ws = f.sockets[0];
+  ws.open();
+  assert.deepEqual(sent(ws), [{ type: 'subscribe', topic: 't', since: '7-0', delta: true }, { type: 'subscribe', topic: 'u', since: '7-0' }]);
+  ws.msg({ control: 'subscribed', topic: 't' });
+  ws.msg(ev('7-1', ABC));
+  ws.msg({ topic: 't', id: '7-2', event: 'message', delta: 'e\nc@0,2:!!38hN1K;', base: '7-1' });
+  const third = `${ABC}!!?`;
+  ws.msg({ topic: 't', id: '7-3', event: 'message', delta: deltaOf(third, `${b64(41)}@0,1:?`), base: '7-2' });
+  assert.deepEqual(got, [`7-1 ${ABC}`, `7-2 ${ABC}!!`, `7-3 ${third}`]);
+  assert.equal(s.lastId, '7-3');
+  // Against an event it did not get (7-3 is its last): not shown; the
+  // topic is subscribed again from 7-3, and its next deltas are dropped
+  // until the whole event comes.
+  ws.msg({ topic: 't', id: '7-5', event: 'message', delta: deltaOf('x', '1:x'), base: '7-4' });
+  ws.msg({ topic: 't', id: '7-6', event: 'message', delta: deltaOf('y', '1:y'), base: '7-5' });
+  assert.equal(got.length, 3);
+  assert.deepEqual(sent(ws).slice(2), [{ type: 'unsubscribe', topic: 't' }, { type: 'subscribe', topic: 't', since: '7-3', delta: true }]);
+  ws.msg(ev('7-4', 'four'));
+  ws.msg({ topic: 't', id: '7-5', event: 'message', delta: deltaOf('five', '4:five'), base: '7-4' });
+  assert.deepEqual(got.slice(3), ['7-4 four', '7-5 five']);
+  // The right base id, but not its bytes (a checksum that does not match): the same.
+  ws.msg({ topic: 't', id: '7-6', event: 'message', delta: `${b64(4)}\n4@0,0;`, base: '7-5' });
+  assert.equal(got.length, 5);
+  assert.deepEqual(sent(ws).at(-1), { type: 'subscribe', topic: 't', since: '7-5', delta: true });
+  c.close();
+  assert.equal(plain.state, 'closed');
+});
+
+test('delta: an EventSource asks with delta=1, and reconnects from before a delta that does not apply', async () => {
+  const f = fakes();
+  const got = [];
+  const c = new Tether('http://hub.test/', { ...f.env, transports: ['sse'], backoff: { initial: 1 } });
+  c.subscribe('t', { since: '7-0', delta: true, onEvent: (e) => got.push(`${e.id} ${e.data}`) });
+  await tick(10);
+  const es = f.sources[0];
+  assert.equal(new URL(es.url).searchParams.get('delta'), '1');
+  es.onopen();
+  const emit = (m, cursor) => es.emit('message', JSON.stringify(m), cursor);
+  emit(ev('7-1', ABC), '~one');
+  emit({ topic: 't', id: '7-2', event: 'message', delta: 'e\nc@0,2:!!38hN1K;', base: '7-1' }, '~two');
+  emit({ topic: 't', id: '7-3', event: 'message', delta: 'e\nc@0,2:!!38hN1K;', base: '7-1' }, '~three');
+  assert.deepEqual(got, [`7-1 ${ABC}`, `7-2 ${ABC}!!`]);
+  await tick(10);
+  assert.ok(es.closed, 'the stream that sent it is closed');
+  assert.equal(f.sources.length, 2);
+  assert.equal(new URL(f.sources[1].url).searchParams.get('lastEventId'), '~two', 'from before the delta that did not apply');
+  c.close();
+});
 
 test('transport choice: the default order, what the environment has, and forcing', () => {
   assert.deepEqual(TRANSPORTS, ['ws', 'sse', 'poll']);

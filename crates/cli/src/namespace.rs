@@ -59,7 +59,7 @@ pub(crate) fn parse_namespace(text: &str) -> Result<NamespaceArg, String> {
             }
             _ => arg.namespace.set(key, value).map_err(|e| {
                 if e.contains("not a namespace rule") {
-                    format!("{key}: not a namespace key (subscribe, private, publish, presence, join-leave, latest, compress, backlog-events, backlog-bytes, topic-ttl, durable)")
+                    format!("{key}: not a namespace key (subscribe, private, publish, presence, join-leave, latest, delta, compress, backlog-events, backlog-bytes, topic-ttl, durable)")
                 } else {
                     e
                 }

@@ -26,6 +26,8 @@ pub(super) struct HubStats {
     pub(super) sent_websocket: AtomicU64,
     pub(super) sent_event_stream: AtomicU64,
     pub(super) sent_poll: AtomicU64,
+    /// Events sent as a delta (counted in their transport's too).
+    pub(super) sent_deltas: AtomicU64,
     pub(super) gaps: AtomicU64,
     pub(super) slow_consumer_drops: AtomicU64,
     /// Publishes refused, and WebSockets closed, over the publish rate.
@@ -506,6 +508,12 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>, build: Option<&(String, S
             ("{transport=\"sse\"}", total(|s| &s.sent_event_stream)),
             ("{transport=\"poll\"}", total(|s| &s.sent_poll)),
         ],
+    );
+    metric(
+        "tether_hub_deltas_sent_total",
+        "counter",
+        "Events sent as a delta against the subscriber's previous event on the topic (counted in tether_hub_events_sent_total too).",
+        &[("", total(|s| &s.sent_deltas))],
     );
     metric(
         "tether_hub_gaps_total",

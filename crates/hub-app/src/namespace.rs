@@ -84,6 +84,12 @@ pub struct Namespace {
     /// then the live ones; a long poll from nowhere is answered with it.
     /// One that resumes from an id is not changed. Off by default.
     pub latest: bool,
+    /// Subscribers that ask for deltas (a multiplexed socket's
+    /// `"delta":true`, `?delta=1` on a stream or socket) get each event
+    /// that directly follows the one they last got on the topic as a
+    /// Fossil delta against it; the first, and any after a resume or a
+    /// gap, whole. Off by default.
+    pub delta: bool,
     /// Event streams of its topics are sent compressed to clients that
     /// accept it, where the server compresses event streams. On by
     /// default; off, for data that must not share a compressed stream
@@ -113,6 +119,7 @@ impl Namespace {
             presence: true,
             join_leave: true,
             latest: false,
+            delta: false,
             compress: true,
         })
     }
@@ -120,7 +127,7 @@ impl Namespace {
     /// Sets one rule from its text form: `subscribe=anyone|token|hook`,
     /// `private=true|false` (`subscribe=token`), `publish=token|subscribers|backend|hook|nobody`,
     /// `presence=on|off`, `join-leave=on|off`, `latest=on|off`,
-    /// `compress=on|off`.
+    /// `delta=on|off`, `compress=on|off`.
     ///
     /// # Errors
     ///
@@ -156,10 +163,11 @@ impl Namespace {
             "presence" => self.presence = switch(value).ok_or_else(|| bad("on or off"))?,
             "join-leave" => self.join_leave = switch(value).ok_or_else(|| bad("on or off"))?,
             "latest" => self.latest = switch(value).ok_or_else(|| bad("on or off"))?,
+            "delta" => self.delta = switch(value).ok_or_else(|| bad("on or off"))?,
             "compress" => self.compress = switch(value).ok_or_else(|| bad("on or off"))?,
             _ => {
                 return Err(format!(
-                    "{key}: not a namespace rule (subscribe, private, publish, presence, join-leave, latest, compress)"
+                    "{key}: not a namespace rule (subscribe, private, publish, presence, join-leave, latest, delta, compress)"
                 ));
             }
         }
@@ -219,6 +227,9 @@ impl fmt::Display for Namespace {
         if self.latest {
             f.write_str(" latest=on")?;
         }
+        if self.delta {
+            f.write_str(" delta=on")?;
+        }
         if !self.compress {
             f.write_str(" compress=off")?;
         }
@@ -272,6 +283,7 @@ mod tests {
             "room.* subscribe=hook publish=hook",
             "score.* publish=backend latest=on",
             "vault.* subscribe=token compress=off",
+            "state.* publish=backend latest=on delta=on",
         ] {
             let namespace: Namespace = text.parse().unwrap();
             assert_eq!(namespace.to_string(), text);
@@ -292,6 +304,7 @@ mod tests {
             ("chat.* presence=maybe", "presence: expected on or off"),
             ("score.* latest=yes", "latest: expected on or off"),
             ("vault.* compress=gzip", "compress: expected on or off"),
+            ("state.* delta=yes", "delta: expected on or off"),
             ("chat.* colour=blue", "colour: not a namespace rule"),
             ("chat.* publish", "expected key=value"),
         ] {

@@ -380,6 +380,8 @@ pub(super) struct Wants {
     pub(super) presence: bool,
     /// Each event in an envelope that names its topic (`?envelope=1`).
     pub(super) envelope: bool,
+    /// Deltas, where the topic's namespace sends them (`?delta=1`).
+    pub(super) delta: bool,
     /// `?lastEventId=` and `?event=`, boxed: few requests name either,
     /// and an admission lives as long as its request.
     named: Option<Box<Named>>,
@@ -397,6 +399,7 @@ impl Wants {
         format: Format::Json,
         presence: false,
         envelope: false,
+        delta: false,
         named: None,
     };
 
@@ -416,6 +419,7 @@ impl Wants {
             format,
             presence: matches!(param(request, "presence").as_deref(), Some("1" | "true")),
             envelope: matches!(param(request, "envelope").as_deref(), Some("1" | "true")),
+            delta: matches!(param(request, "delta").as_deref(), Some("1" | "true")),
             named,
         })
     }

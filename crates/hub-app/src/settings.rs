@@ -394,6 +394,12 @@ impl HubSettings {
         self.namespace_of(topic).is_none_or(|n| n.compress)
     }
 
+    /// Whether subscribers of `topic` that ask for deltas get them (its
+    /// namespace says `delta=on`).
+    pub fn sends_deltas(&self, topic: &str) -> bool {
+        self.namespace_of(topic).is_some_and(|n| n.delta)
+    }
+
     /// `handshake` with a policy that refuses WebSocket upgrades (403) from
     /// origins other than the trusted ones and the server's own (its
     /// `Host`), on every route, when [`HubSettings::trusted_origins`] is

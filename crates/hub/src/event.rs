@@ -111,7 +111,7 @@ struct Extras {
 
 /// An event's forms made from its raw frame, each when first asked for.
 #[derive(Debug, Default)]
-struct Forms {
+pub(crate) struct Forms {
     /// The JSON frame.
     ws: OnceLock<Arc<[u8]>>,
     /// The event-stream event.
@@ -126,6 +126,9 @@ struct Forms {
     sse_piece: OnceLock<Arc<Piece>>,
     /// The multi-topic event-stream event as a compressed stream's piece.
     sse_multi_piece: OnceLock<Arc<Piece>>,
+    /// The event as a delta against the one before it (see
+    /// [`crate::delta`]), `None` if that does not shrink it.
+    pub(crate) delta: OnceLock<Option<Box<crate::delta::DeltaForms>>>,
 }
 
 impl Event {
@@ -215,7 +218,7 @@ impl Event {
     }
 
     /// The data, as published.
-    fn data(&self) -> &str {
+    pub(crate) fn data(&self) -> &str {
         let start = frame_header_len(&self.raw).unwrap_or_default();
         // Made from a `&str` above; the header is all that precedes it.
         std::str::from_utf8(self.raw.get(start..).unwrap_or_default()).unwrap_or_default()
@@ -223,7 +226,7 @@ impl Event {
 
     /// The box of the forms made when asked for, made by whichever
     /// thread asks first.
-    fn forms(&self) -> &Forms {
+    pub(crate) fn forms(&self) -> &Forms {
         self.forms.get_or_init(Box::default)
     }
 
@@ -426,7 +429,7 @@ thread_local! {
 }
 
 /// `payload` as one unmasked text frame.
-fn text_frame(payload: &[u8]) -> Arc<[u8]> {
+pub(crate) fn text_frame(payload: &[u8]) -> Arc<[u8]> {
     let header = FrameHeader::new(true, OpCode::Text, payload.len() as u64).to_bytes();
     let mut frame = Vec::with_capacity(header.len() + payload.len());
     frame.extend_from_slice(&header);
@@ -443,10 +446,10 @@ fn frame_len(payload: usize) -> usize {
 }
 
 /// The parts of an event its JSON form names: topic, id, type, data, key.
-type JsonParts<'a> = (&'a str, EventId, &'a str, &'a str, Option<&'a str>);
+pub(crate) type JsonParts<'a> = (&'a str, EventId, &'a str, &'a str, Option<&'a str>);
 
 /// Appends the event's JSON object.
-fn write_json(json: &mut String, (topic, id, event_type, data, key): JsonParts<'_>) {
+pub(crate) fn write_json(json: &mut String, (topic, id, event_type, data, key): JsonParts<'_>) {
     json.push_str("{\"topic\":\"");
     json.push_str(topic);
     json.push_str("\",\"id\":\"");

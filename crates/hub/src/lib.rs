@@ -98,6 +98,7 @@ mod config;
 mod control;
 mod cursor;
 mod decision;
+mod delta;
 mod error;
 mod event;
 pub mod histogram;
@@ -125,6 +126,7 @@ pub use control::{
 };
 pub use cursor::{Cursor, MAX_CURSOR_LEN};
 pub use decision::{Allowed, Decision};
+pub use delta::shared_deltas;
 pub use error::{BadCursor, Error};
 pub use event::{
     DEFAULT_EVENT_TYPE, Event, MAX_EVENT_TYPE_LEN, is_valid_event_type, shared_compressions,

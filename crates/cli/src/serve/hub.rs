@@ -92,8 +92,10 @@ pub(crate) struct HubArgs {
     /// subscribe=anyone|token|hook, private=true (subscribe=token),
     /// publish=token|subscribers|backend|hook|nobody, presence=on|off,
     /// join-leave=on|off, latest=on|off (a subscriber from nowhere gets
-    /// the topic's latest event first), compress=on|off (off: its event
-    /// streams go uncompressed), backlog-events=N, backlog-bytes=N,
+    /// the topic's latest event first), delta=on|off (subscribers that
+    /// ask get each event as a delta against the one before it),
+    /// compress=on|off (off: its event streams go uncompressed),
+    /// backlog-events=N, backlog-bytes=N,
     /// topic-ttl=SECONDS (0: never), durable=on|off (with --data-dir). The
     /// most specific pattern governs a
     /// topic; what it leaves out, the options above decide.

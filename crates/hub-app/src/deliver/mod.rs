@@ -4,6 +4,7 @@
 //! each event as it is delivered (encoded once, the bytes shared), and
 //! leaves; its token expires or is revoked, and it is ended.
 
+mod deltas;
 mod multi_poll;
 mod multiplex;
 mod server_side;
@@ -66,6 +67,8 @@ pub(super) struct Delivery {
     /// Event streams from nowhere held until their topics' histories are
     /// here.
     warming: warming::Warmings,
+    /// The subscriptions that take deltas, and what each had last.
+    deltas: deltas::Deltas,
 }
 
 pub(crate) use self::multiplex::SubscribeAsked;
@@ -82,6 +85,7 @@ impl Delivery {
             polls: multi_poll::HeldPolls::default(),
             history_polls: Vec::new(),
             warming: warming::Warmings::default(),
+            deltas: deltas::Deltas::default(),
         }
     }
 
@@ -409,12 +413,20 @@ impl Delivery {
             return;
         };
         let start = Start::from_last_id(subscriber.requested(), settings.replays_latest(&topic));
+        let takes_deltas = subscriber.delta && settings.sends_deltas(&topic);
         match (self.hub).subscribe_at(&topic, SubKey::whole(conn), transport, start) {
             Ok(Subscribed::Live(replay)) => {
+                if takes_deltas {
+                    let last = replay.clone().events().next_back();
+                    self.deltas.take(SubKey::whole(conn), last);
+                }
                 let to = subscriber.replaying(conn);
                 send_replay(ctx, stats, to, replay.gap(), replay.events());
             }
             Ok(Subscribed::Held { follow }) => {
+                if takes_deltas {
+                    self.deltas.take(SubKey::whole(conn), None);
+                }
                 if follow {
                     parts.broker.follow(&topic, &mut LoopContext { ctx });
                 }
@@ -517,6 +529,9 @@ impl Delivery {
                 self.roster.leave(ctx, &subscriber.topic, conn, member.as_ref());
             }
         }
+        if !self.deltas.is_empty() {
+            self.deltas.forget(SubKey::whole(conn));
+        }
         if let Some(left) = self.hub.unsubscribe(SubKey::whole(conn))
             && left.unfollow
         {
@@ -535,6 +550,9 @@ impl Delivery {
         resumed: tether_hub::Resumed<SubKey>,
     ) {
         if resumed.sub.is_whole() {
+            if !self.deltas.is_empty() {
+                self.deltas.replayed(resumed.sub, resumed.events.last());
+            }
             let hub = &self.hub;
             let head = |topic: &str| hub.head(topic);
             send_resumed(ctx, parts.stats, &mut self.subscribers, parts.cors, resumed, head);
@@ -558,6 +576,10 @@ impl Delivery {
         event: Arc<Event>,
     ) {
         let stats = parts.stats;
+        // The topic's event before this one, where some subscription may
+        // take this one as a delta against it.
+        let before = (!self.deltas.is_empty() && parts.shared.settings.sends_deltas(event.topic()))
+            .then(|| self.hub.head(event.topic()));
         let delivery = match self.hub.deliver(event.clone()) {
             Ok(delivery) => delivery,
             Err(e) => {
@@ -569,9 +591,29 @@ impl Delivery {
                 return;
             }
         };
-        fan_out(ctx, stats, &event, &delivery);
-        if self.muxes.has_streams() {
-            streams::deliver(ctx, stats, &mut self.muxes, delivery.event_stream, &event);
+        if let Some(before) = before {
+            deltas::fan_out(
+                ctx,
+                stats,
+                &mut self.deltas,
+                &mut self.muxes,
+                &event,
+                &delivery,
+                before,
+            );
+        } else {
+            fan_out(ctx, stats, &event, &delivery);
+            if self.muxes.has_streams() {
+                let whole = crate::sse_encoded::sse_multi(&event);
+                streams::deliver(
+                    ctx,
+                    stats,
+                    &mut self.muxes,
+                    delivery.event_stream,
+                    event.id(),
+                    &whole,
+                );
+            }
         }
         let events = [event.clone()];
         let mut answers = Vec::new();

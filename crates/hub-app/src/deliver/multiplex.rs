@@ -43,6 +43,8 @@ pub(crate) struct SubscribeAsked<'a> {
     pub(crate) presence: bool,
     pub(crate) ticket: Option<&'a str>,
     pub(crate) by: SubscribedBy,
+    /// It takes deltas where the topic's namespace sends them.
+    pub(crate) delta: bool,
 }
 
 fn send(ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, text: String) {
@@ -157,6 +159,7 @@ impl Delivery {
                 presence: false,
                 ticket: None,
                 by: SubscribedBy::Join,
+                delta: false,
             };
             self.subscribe_multiplexed(ctx, parts, Some(&mut *hooks), conn, asked);
         }
@@ -256,6 +259,7 @@ impl Delivery {
         subscription.requested = asked.since;
         subscription.watches = asked.presence;
         subscription.by = asked.by;
+        subscription.delta = asked.delta && settings.sends_deltas(topic);
         if asks_hook {
             let subject = self
                 .subscribers
@@ -309,6 +313,13 @@ impl Delivery {
             let by_server = subscription.by != SubscribedBy::Client;
             send(ctx, conn, answer::subscribed(&topic, by_server));
         }
+        // The last event its replay sends whole: a delta's first base.
+        let replayed_last = match &subscribed {
+            Ok(Subscribed::Live(replay)) if subscription.delta => {
+                replay.clone().events().next_back().cloned()
+            }
+            _ => None,
+        };
         match subscribed {
             Ok(Subscribed::Live(replay)) if wire == Wire::Stream => {
                 let to = StreamReplay {
@@ -349,6 +360,9 @@ impl Delivery {
                     answer::refused(&topic, status, &e.to_string()),
                 );
             }
+        }
+        if subscription.delta {
+            self.deltas.take(key, replayed_last.as_ref());
         }
         if settings.keeps_presence(&topic) {
             let subject = self.subscribers.get(conn).and_then(Subscriber::subject);
@@ -413,6 +427,9 @@ impl Delivery {
             self.roster.leave(ctx, &subscription.topic, conn, member);
         }
         let key = SubKey::multiplexed(conn, subscription.number);
+        if subscription.delta {
+            self.deltas.forget(key);
+        }
         if let Some(left) = self.hub.unsubscribe(key)
             && left.unfollow
         {
@@ -450,6 +467,9 @@ impl Delivery {
         let Some(subscription) = socket.by_number(resumed.sub.number) else {
             return;
         };
+        if subscription.delta {
+            self.deltas.replayed(resumed.sub, resumed.events.last());
+        }
         if socket.is_stream() {
             let topic = Arc::clone(&subscription.topic);
             let requested = subscription.requested.clone();

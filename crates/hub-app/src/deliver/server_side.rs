@@ -42,6 +42,7 @@ impl Delivery {
                 presence: false,
                 ticket: None,
                 by: SubscribedBy::Server,
+                delta: false,
             };
             self.subscribe_multiplexed(ctx, parts, None, conn, asked);
             if self.muxes.get(conn).is_some_and(|s| s.get(topic).is_some()) {

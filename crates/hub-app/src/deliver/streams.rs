@@ -91,21 +91,23 @@ pub(super) fn replay<'e>(
     }
 }
 
-/// An event to the multi-topic streams among `keys` (a delivery's event
-/// stream subscriptions, the one-topic ones sent theirs already).
+/// An event (`id`) to the multi-topic streams among `keys` (a delivery's
+/// event stream subscriptions, the one-topic ones sent theirs already):
+/// `encoded`, its [`Event::sse_multi`] (with its compressed piece) or its
+/// delta form, then each stream's cursor.
 pub(super) fn deliver(
     ctx: &mut Ctx<'_, HubMessage>,
     stats: &HubStats,
     muxes: &mut Muxes,
     keys: &[SubKey],
-    event: &Arc<Event>,
+    id: EventId,
+    encoded: &Encoded,
 ) {
     let mut sent = 0;
-    let encoded = crate::sse_encoded::sse_multi(event);
     for key in keys.iter().filter(|key| !key.is_whole()) {
         if let Some(cursor) = muxes.get_mut(key.conn).and_then(Multiplexed::cursor_mut) {
-            cursor.set(key.number, event.id());
-            send_with_cursor(ctx, key.conn, &encoded, cursor);
+            cursor.set(key.number, id);
+            send_with_cursor(ctx, key.conn, encoded, cursor);
             sent += 1;
         }
     }
@@ -170,6 +172,11 @@ impl Delivery {
                 }
             }
         }
+        // `?delta=1`: its subscriptions take deltas where their topics'
+        // namespaces send them.
+        let delta = request
+            .query_param("delta")
+            .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "on"));
         let mut cursor = StreamCursor::new(topics.iter().map(|(t, _)| Arc::clone(t)).collect());
         let asked_from = last_event_id
             .map(str::to_owned)
@@ -231,6 +238,7 @@ impl Delivery {
                 presence: false,
                 ticket,
                 by: *by,
+                delta,
             };
             self.subscribe_multiplexed(ctx, parts, Some(&mut *hooks), conn, asked);
         }

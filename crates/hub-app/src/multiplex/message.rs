@@ -20,12 +20,14 @@ pub(crate) const MAX_DATA_DEPTH: usize = 32;
 /// One message of a multiplexed socket's client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ClientMessage {
-    /// `{"type":"subscribe","topic":"T","since":"ID","presence":true,"ticket":"…"}`.
+    /// `{"type":"subscribe","topic":"T","since":"ID","presence":true,"ticket":"…","delta":true}`.
     Subscribe {
         topic: String,
         since: Option<String>,
         presence: bool,
         ticket: Option<String>,
+        /// It takes deltas where the topic's namespace sends them.
+        delta: bool,
     },
     /// `{"type":"unsubscribe","topic":"T"}`.
     Unsubscribe { topic: String },
@@ -60,12 +62,14 @@ impl ClientMessage {
                 since,
                 presence,
                 ticket,
+                delta,
             } => {
                 members.push(("type", text("subscribe")));
                 members.push(("topic", text(topic)));
                 members.push(("since", optional(since)));
                 members.push(("presence", presence.then(|| "true".to_owned())));
                 members.push(("ticket", optional(ticket)));
+                members.push(("delta", delta.then(|| "true".to_owned())));
             }
             ClientMessage::Unsubscribe { topic } => {
                 members.push(("type", text("unsubscribe")));
@@ -112,8 +116,9 @@ pub(crate) struct Malformed {
     pub(crate) error: String,
 }
 
-/// A member's value: these messages hold strings and, for `presence`, a
-/// boolean; a call's id and data are any other JSON, kept as text.
+/// A member's value: these messages hold strings and, for `presence` and
+/// `delta`, booleans; a call's id and data are any other JSON, kept as
+/// text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Value {
     Text(String),
@@ -158,7 +163,7 @@ pub(crate) fn is_method(method: &str) -> bool {
 /// The members each type takes, beside `type`.
 fn allowed(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
-        "subscribe" => &["topic", "since", "presence", "ticket"],
+        "subscribe" => &["topic", "since", "presence", "ticket", "delta"],
         "unsubscribe" => &["topic"],
         "publish" => &["topic", "data", "event", "id"],
         "auth" => &["token"],
@@ -247,16 +252,20 @@ pub(crate) fn parse(text: &str) -> Result<ClientMessage, Malformed> {
     };
     Ok(match kind {
         "subscribe" => {
-            let presence = match members.iter().find(|(n, _)| n == "presence") {
-                None => false,
-                Some((_, Value::Flag(flag))) => *flag,
-                Some(_) => return Err(refuse("\"presence\" must be true or false".to_owned())),
+            let flag = |name: &str| match members.iter().find(|(n, _)| n == name) {
+                None => Ok(false),
+                Some((_, Value::Flag(flag))) => Ok(*flag),
+                Some(_) => Err(refuse(format!(
+                    "{} must be true or false",
+                    tether_hub::json_string(name)
+                ))),
             };
             ClientMessage::Subscribe {
                 topic: required("topic")?,
                 since: text("since")?,
-                presence,
+                presence: flag("presence")?,
                 ticket: text("ticket")?,
+                delta: flag("delta")?,
             }
         }
         "unsubscribe" => ClientMessage::Unsubscribe {
@@ -312,12 +321,15 @@ mod tests {
     #[test]
     fn each_type_reads_its_members() {
         assert_eq!(
-            parse(r#"{"type":"subscribe","topic":"a","since":"1-0","presence":true,"ticket":"t"}"#),
+            parse(
+                r#"{"type":"subscribe","topic":"a","since":"1-0","presence":true,"ticket":"t","delta":true}"#
+            ),
             Ok(ClientMessage::Subscribe {
                 topic: "a".to_owned(),
                 since: Some("1-0".to_owned()),
                 presence: true,
                 ticket: Some("t".to_owned()),
+                delta: true,
             })
         );
         assert_eq!(
@@ -327,6 +339,7 @@ mod tests {
                 since: None,
                 presence: false,
                 ticket: None,
+                delta: false,
             })
         );
         assert_eq!(
@@ -464,14 +477,15 @@ mod tests {
         let text = || any::<String>();
         let maybe = || proptest::option::of(any::<String>());
         prop_oneof![
-            (text(), maybe(), any::<bool>(), maybe()).prop_map(|(topic, since, presence, ticket)| {
-                ClientMessage::Subscribe {
+            (text(), maybe(), any::<bool>(), maybe(), any::<bool>()).prop_map(
+                |(topic, since, presence, ticket, delta)| ClientMessage::Subscribe {
                     topic,
                     since,
                     presence,
                     ticket,
+                    delta,
                 }
-            }),
+            ),
             text().prop_map(|topic| ClientMessage::Unsubscribe { topic }),
             (text(), text(), maybe(), maybe()).prop_map(|(topic, data, event, key)| {
                 ClientMessage::Publish {

@@ -67,6 +67,8 @@ pub(crate) struct Subscription {
     /// When the ticket that let it in stops being good (its holder's
     /// token's deadline), Unix seconds.
     pub(crate) deadline: Option<u64>,
+    /// It asked for deltas, and its topic's namespace sends them.
+    pub(crate) delta: bool,
 }
 
 impl Subscription {
@@ -83,6 +85,7 @@ impl Subscription {
             by: SubscribedBy::Client,
             deciding: None,
             deadline: None,
+            delta: false,
         }
     }
 

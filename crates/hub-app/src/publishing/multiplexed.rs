@@ -111,6 +111,7 @@ impl Publishing {
                 since,
                 presence,
                 ticket,
+                delta,
             }) => {
                 let asked = SubscribeAsked {
                     topic: &topic,
@@ -118,6 +119,7 @@ impl Publishing {
                     presence,
                     ticket: ticket.as_deref(),
                     by: SubscribedBy::Client,
+                    delta,
                 };
                 delivery.subscribe_multiplexed(ctx, parts, Some(hooks), conn, asked);
             }

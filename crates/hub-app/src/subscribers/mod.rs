@@ -57,6 +57,8 @@ pub(super) struct Subscriber {
     /// It was let in by the backend's connect hook, and the backend's
     /// refresh hook is asked for a later expiry before it expires.
     pub(super) refreshed: bool,
+    /// A JSON WebSocket subscriber that asked for deltas (`?delta=1`).
+    pub(super) delta: bool,
 }
 
 /// What few subscribers have: allocated for a subscriber the first time
@@ -126,6 +128,7 @@ impl Subscriber {
             envelope: false,
             watches: false,
             refreshed: false,
+            delta: false,
         };
         if requested.is_some() {
             subscriber.rare_mut().requested = requested;
@@ -302,6 +305,8 @@ impl Subscriber {
         subscriber.set_rare(wants.event().map(str::to_owned), |r| &mut r.event_type);
         subscriber.envelope = wants.envelope;
         subscriber.watches = wants.presence;
+        // A raw subscriber's frames have no room to say which is a delta.
+        subscriber.delta = wants.delta && transport == Transport::WebSocket;
         subscriber
     }
 
