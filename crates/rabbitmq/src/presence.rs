@@ -14,13 +14,16 @@ use tokio::time::Instant;
 /// The most members a node's message about one topic is read with.
 const MAX_MEMBERS_READ: usize = MAX_REMOTE_MEMBERS;
 
+/// A node's members of a topic, until when they count.
+type Heard = (Instant, Vec<Arc<str>>);
+
 /// What the bridge holds of presence.
 #[derive(Default)]
 pub(crate) struct Presence {
     /// This node's members, by topic.
     pub(crate) mine: HashMap<Arc<str>, HashSet<Arc<str>>>,
     /// The other nodes' members by topic and node, until when they count.
-    pub(crate) others: HashMap<Arc<str>, HashMap<String, (Instant, Vec<Arc<str>>)>>,
+    pub(crate) others: HashMap<Arc<str>, HashMap<String, Heard>>,
     /// Topics watched, with their sequencer loop.
     pub(crate) watched: HashMap<Arc<str>, usize>,
 }
