@@ -80,11 +80,11 @@ pub(crate) async fn run(bridge: Rc<Bridge>) {
             connection,
             publisher,
         };
-        let control = match control_consumers(&bridge, &link).await {
+        let mut control = match control_consumer(&bridge, &link).await {
             Ok(control) => control,
             Err(e) => {
                 add(&stats.errors, 1);
-                log::warn!("rabbitmq: cannot open the control exchange and revocations: {e}");
+                log::warn!("rabbitmq: cannot open the control exchange: {e}");
                 let _ = link.connection.close(200, "retry".into()).await;
                 tokio::time::sleep(attempts.next_delay()).await;
                 continue;
@@ -98,19 +98,14 @@ pub(crate) async fn run(bridge: Rc<Bridge>) {
         bridge.link.send_replace(Some(link.clone()));
         stats.up.store(true, Ordering::Release);
         bridge.send_all_presence();
-        let (mut control, mut revoked) = control;
+        // Apart: a stream may be unavailable for a while after the broker
+        // restarted, and the topics need not wait for this one.
+        let revocations = tokio::task::spawn_local(read_revocations(bridge.clone(), link.clone()));
         let mut check = tokio::time::interval(Duration::from_millis(200));
         loop {
             tokio::select! {
                 message = control.next() => match message {
                     Some(Ok(delivery)) => heard(&bridge, &delivery),
-                    _ => break,
-                },
-                message = revoked.next() => match message {
-                    Some(Ok(delivery)) => {
-                        let _ = delivery.acker.ack(lapin::options::BasicAckOptions::default()).await;
-                        bridge.limits.borrow_mut().heard_revocation(&delivery.data, tether_bus::unix_ms() / 1000);
-                    }
                     _ => break,
                 },
                 _ = check.tick() => {
@@ -120,6 +115,7 @@ pub(crate) async fn run(bridge: Rc<Bridge>) {
                 }
             }
         }
+        revocations.abort();
         stats.up.store(false, Ordering::Release);
         bridge.link.send_replace(None);
         if bridge.shared.stats.stopped() {
@@ -131,12 +127,57 @@ pub(crate) async fn run(bridge: Rc<Bridge>) {
     }
 }
 
-/// The control exchange's consumer (on this node's exclusive queue) and
-/// the revocations' consumer.
-async fn control_consumers(
-    bridge: &Bridge,
-    link: &Link,
-) -> Result<(lapin::Consumer, lapin::Consumer), String> {
+/// Reads the revocations' stream from its first offset, again after a
+/// failure (with backoff), as long as the link.
+async fn read_revocations(bridge: Rc<Bridge>, link: Link) {
+    let mut attempts = Attempts::new(backoff());
+    // What was read on this link: a consumer made again reads on after it.
+    let mut next = 0;
+    loop {
+        match revocations_consumer(&bridge, &link, next).await {
+            Ok(mut consumer) => {
+                attempts.reset();
+                while let Some(Ok(delivery)) = consumer.next().await {
+                    let _ = delivery
+                        .acker
+                        .ack(lapin::options::BasicAckOptions::default())
+                        .await;
+                    if let Some(offset) = stream::offset_of(&delivery) {
+                        next = offset + 1;
+                    }
+                    bridge
+                        .limits
+                        .borrow_mut()
+                        .heard_revocation(&delivery.data, tether_bus::unix_ms() / 1000);
+                }
+            }
+            Err(e) => {
+                add(&bridge.shared.stats.errors, 1);
+                log::warn!("rabbitmq: cannot read the revocations: {e}");
+            }
+        }
+        tokio::time::sleep(attempts.next_delay()).await;
+    }
+}
+
+/// The revocations' consumer, from `from`.
+async fn revocations_consumer(bridge: &Bridge, link: &Link, from: u64) -> Result<lapin::Consumer, String> {
+    let config = &bridge.shared.config;
+    let revoked_stream = config.revoked_stream();
+    let channel = stream::open_channel(bridge, link, &revoked_stream).await?;
+    let tag = format!("{}.revoked", bridge.message_id());
+    stream::consume(
+        &channel,
+        &revoked_stream,
+        &tag,
+        From::Offset(from),
+        config.request_timeout,
+    )
+    .await
+}
+
+/// The control exchange's consumer, on this node's exclusive queue.
+async fn control_consumer(bridge: &Bridge, link: &Link) -> Result<lapin::Consumer, String> {
     let config = &bridge.shared.config;
     let timeout = config.request_timeout;
     let channel = within(timeout, link.connection.create_channel()).await?;
@@ -179,22 +220,11 @@ async fn control_consumers(
         no_ack: true,
         ..Default::default()
     };
-    let control = within(
+    within(
         timeout,
         channel.basic_consume(queue.name().clone(), "".into(), no_ack, FieldTable::default()),
     )
-    .await?;
-    let revoked_stream = config.revoked_stream();
-    let revoked_channel = stream::open_channel(bridge, link, &revoked_stream).await?;
-    let revoked = stream::consume(
-        &revoked_channel,
-        &revoked_stream,
-        "revoked",
-        From::Offset(0),
-        timeout,
-    )
-    .await?;
-    Ok((control, revoked))
+    .await
 }
 
 /// A control message from a node (this node's own passed over).

@@ -71,13 +71,40 @@ impl RabbitMq {
         self.port
     }
 
-    /// Kills the server at once (its data kept).
+    /// Kills the server at once (its data kept). Its streams may then
+    /// be unavailable for a while after it starts again.
     pub fn kill(&mut self) {
+        self.signal("KILL", Duration::ZERO);
+    }
+
+    /// Stops the server as a service manager would (SIGTERM; killed if
+    /// it is not gone within 30 s), its data kept.
+    pub fn stop(&mut self) {
+        self.signal("TERM", Duration::from_secs(30));
+    }
+
+    /// Starts the server again on the same ports and data.
+    pub fn start_again(&mut self) {
+        assert!(
+            self.launch(),
+            "rabbitmq-server did not start again: {}",
+            self.log_text()
+        );
+    }
+
+    /// Sends `signal` to the server's group (the script, the Erlang VM
+    /// and its helpers), waits for it for `patience`, then kills it.
+    fn signal(&mut self, signal: &str, patience: Duration) {
         if let Some(mut child) = self.child.take() {
-            // The script, the Erlang VM and its helpers: the whole group.
+            let group = format!("-{}", child.id());
             let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .args([&format!("-{signal}"), "--", &group])
                 .status();
+            let deadline = Instant::now() + patience;
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -88,14 +115,10 @@ impl RabbitMq {
         }
     }
 
-    /// Starts the server again on the same ports and data.
+    /// Stops the server ([`RabbitMq::stop`]) and starts it again.
     pub fn restart(&mut self) {
-        self.kill();
-        assert!(
-            self.launch(),
-            "rabbitmq-server did not start again: {}",
-            self.log_text()
-        );
+        self.stop();
+        self.start_again();
     }
 
     /// What the server logged.
