@@ -171,28 +171,64 @@ pub(crate) async fn run(
                 }
             }
         };
-        let opened = {
-            let bridge = task.bridge.clone();
-            let _permit = bridge.opening.acquire().await;
-            task.open(&link).await
+        // Opened while the commands are taken and what waits too long is
+        // refused: opening may take several request timeouts.
+        let opening = open(
+            task.bridge.clone(),
+            link.clone(),
+            task.stream.clone(),
+            task.last.filter(|_| task.replica.is_some()),
+        );
+        tokio::pin!(opening);
+        let opened = loop {
+            tokio::select! {
+                opened = &mut opening => break opened,
+                cmd = cmds.recv() => match cmd {
+                    Some(cmd) => task.command(cmd, None).await,
+                    None => return,
+                },
+                _ = tick.tick() => task.expire(),
+            }
         };
         let mut open = match opened {
             Ok(open) => open,
             Err(e) => {
                 // A stream just made may be unavailable on a replica for a
-                // while (`StreamNotAvailable`): tried again after the
+                // while (`StreamNotAvailable`), and one of a broker that
+                // crashed "down or inaccessible": tried again after the
                 // backoff, as any failure.
                 add(&task.bridge.shared.stats.errors, 1);
                 log::warn!("rabbitmq: cannot read topic {}: {e}", task.topic);
-                task.expire();
-                if task.done(&cmds) {
-                    return;
+                let until = Instant::now() + attempts.next_delay();
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => break,
+                        cmd = cmds.recv() => match cmd {
+                            Some(cmd) => task.command(cmd, None).await,
+                            None => return,
+                        },
+                        _ = tick.tick() => {
+                            task.expire();
+                            if task.done(&cmds) {
+                                return;
+                            }
+                        }
+                    }
                 }
-                tokio::time::sleep(attempts.next_delay()).await;
                 continue 'open;
             }
         };
         attempts.reset();
+        if task.last.is_some() && !open.resumed {
+            log::warn!(
+                "rabbitmq: the stream {} ends before the last offset read (made again): topic {} resynchronises",
+                task.stream,
+                task.topic
+            );
+        }
+        if !open.resumed {
+            task.start_backlog();
+        }
         // Continuing: the first delivery must be the last offset read.
         let mut checked = !open.resumed;
         while let Some((publish, _)) = task.queued.pop_front() {
@@ -265,47 +301,39 @@ pub(crate) async fn run(
     }
 }
 
-impl Task {
-    /// Opens the stream: a channel, its end found, a consumer from the
-    /// last offset read (checked on its first delivery) or afresh from
-    /// enough before the end to fill the backlog.
-    async fn open(&mut self, link: &Link) -> Result<Open, String> {
-        let bridge = &self.bridge;
-        let config = &bridge.shared.config;
-        let channel = stream::open_channel(bridge, link, &self.stream).await?;
-        let end = stream::find_end(bridge, link, &channel, &self.stream).await?;
-        let resume = self.last.filter(|&last| last <= end && self.replica.is_some());
-        if self.last.is_some() && resume.is_none() {
-            log::warn!(
-                "rabbitmq: the stream {} ends before the last offset read (made again): topic {} resynchronises",
-                self.stream,
-                self.topic
-            );
-        }
-        // Offsets count markers and the broker's own chunks too: twice
-        // the backlog's events back, so that it is full in most cases.
-        let span = u64::try_from(config.history_events.saturating_mul(2)).unwrap_or(u64::MAX);
-        let from = resume.unwrap_or_else(|| end.saturating_sub(span));
-        let tag = format!("{}.read", bridge.message_id());
-        let consumer = stream::consume(
-            &channel,
-            &self.stream,
-            &tag,
-            From::Offset(from),
-            config.request_timeout,
-        )
-        .await?;
-        if resume.is_none() {
-            self.start_backlog();
-        }
-        Ok(Open {
-            _channel: channel,
-            consumer,
-            end,
-            resumed: resume.is_some(),
-        })
-    }
+/// Opens a topic's stream: a channel, its end found, a consumer from
+/// `last` (the last offset read, checked on its first delivery) when the
+/// stream still reaches it, else afresh from enough before the end to
+/// fill the backlog. One of [`OPENS_AT_ONCE`](crate::bridge::OPENS_AT_ONCE)
+/// permits held meanwhile.
+async fn open(bridge: Rc<Bridge>, link: Link, stream: String, last: Option<u64>) -> Result<Open, String> {
+    let _permit = bridge.opening.acquire().await.map_err(|e| e.to_string())?;
+    let config = &bridge.shared.config;
+    let channel = stream::open_channel(&bridge, &link, &stream).await?;
+    let end = stream::find_end(&bridge, &link, &channel, &stream).await?;
+    let resume = last.filter(|&last| last <= end);
+    // Offsets count markers and the broker's own chunks too: twice the
+    // backlog's events back, so that it is full in most cases.
+    let span = u64::try_from(config.history_events.saturating_mul(2)).unwrap_or(u64::MAX);
+    let from = resume.unwrap_or_else(|| end.saturating_sub(span));
+    let tag = format!("{}.read", bridge.message_id());
+    let consumer = stream::consume(
+        &channel,
+        &stream,
+        &tag,
+        From::Offset(from),
+        config.request_timeout,
+    )
+    .await?;
+    Ok(Open {
+        _channel: channel,
+        consumer,
+        end,
+        resumed: resume.is_some(),
+    })
+}
 
+impl Task {
     /// Reads the backlog afresh: handed to the loops once read.
     fn start_backlog(&mut self) {
         let config = &self.bridge.shared.config;

@@ -32,6 +32,7 @@ fn nodes_share_topics_through_rabbitmq_streams() {
     history_is_answered_from_the_stream(&url);
     a_stream_truncated_by_retention_gives_the_gap(&url);
     presence_actions_counts_and_revocations_cross_nodes(&url);
+    a_topic_whose_stream_cannot_be_opened_refuses_its_publishes(&url);
     a_restarted_broker_loses_nothing_acknowledged(&mut rabbit);
 }
 
@@ -128,6 +129,43 @@ fn a_stream_truncated_by_retention_gives_the_gap(url: &str) {
     // The stream no longer holds the first event: reading from its offset
     // starts later, and the backlog says so (the hub's gap signal).
     assert!(history.iter().all(|e| e.id() > first));
+}
+
+fn a_topic_whose_stream_cannot_be_opened_refuses_its_publishes(url: &str) {
+    // A classic queue holds the name of the topic's stream: the stream
+    // cannot be made, nor read as one (its deliveries have no offsets).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let options = lapin::options::QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel
+            .queue_declare("refuse.topic.blocked".into(), options, Default::default())
+            .await
+            .unwrap();
+        connection.close(200, "done".into()).await.unwrap();
+    });
+    let mut a = start(url, "refuse", |c| {
+        c.request_timeout = std::time::Duration::from_secs(1)
+    });
+    // Answered, and refused, within the request timeout: the publish is
+    // not held while the topic is tried again.
+    let token = a.publish(0, "blocked", "never").unwrap();
+    assert_eq!(a.published(0, token), Err(tether_hub::Error::BrokerUnavailable));
+    let status = a.bridge.status();
+    assert!(status.publishes_refused >= 1 && status.errors >= 1, "{status:?}");
+    // Other topics are not held back by it.
+    let id = a.publish_ok(1, "open", "fine");
+    a.follow(0, "open");
+    assert_eq!(a.ready(0).0.iter().map(|e| e.id()).collect::<Vec<_>>(), [id]);
 }
 
 /// A pretend hub: its own counts as set by the test, and what the bridge
