@@ -11,7 +11,12 @@
 //! ```
 
 // A measurement script: a failure ends it, with the reason.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::indexing_slicing
+)]
 
 use std::time::{Duration, Instant};
 
@@ -58,7 +63,9 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 async fn main() {
     let mut args = std::env::args().skip(1);
     let url = args.next().expect("the broker's amqp:// URL");
-    let streams: usize = args.next().map_or(1000, |n| n.parse().expect("a number of streams"));
+    let streams: usize = args
+        .next()
+        .map_or(1000, |n| n.parse().expect("a number of streams"));
     let run = std::process::id();
     let connection = Connection::connect(&url, ConnectionProperties::default())
         .await

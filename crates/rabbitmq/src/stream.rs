@@ -106,6 +106,11 @@ pub(crate) async fn consume(
 ) -> Result<Consumer, String> {
     let mut args = FieldTable::default();
     let offset = match from {
+        // Offset 0 asked as `first`: on a stream made moments ago, a
+        // reader asked for offset 0 was seen to start at the last chunk
+        // instead (its first chunks not yet found where the broker
+        // looks an offset up), which read as a truncated stream.
+        From::Offset(0) => AMQPValue::LongString("first".into()),
         From::Offset(n) => AMQPValue::LongLongInt(i64::try_from(n).unwrap_or(i64::MAX)),
         From::Last => AMQPValue::LongString("last".into()),
     };
@@ -168,6 +173,14 @@ pub(crate) async fn find_end(
     )
     .await;
     found
+}
+
+/// Closes a channel (and its consumers) in a task of its own, giving up
+/// after `timeout` (a channel the broker closed already is gone anyway).
+pub(crate) fn close(channel: Channel, timeout: Duration) {
+    tokio::task::spawn_local(async move {
+        let _ = tokio::time::timeout(timeout, channel.close(200, "done".into())).await;
+    });
 }
 
 /// A delivery's stream offset.

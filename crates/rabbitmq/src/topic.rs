@@ -93,13 +93,25 @@ struct Pending {
 
 /// The open stream: its consumer and where the backlog ends.
 struct Open {
-    _channel: Channel,
+    /// Closed when the task is done with it: a channel left open would
+    /// hold its consumer's prefetched deliveries and count against the
+    /// connection's channels.
+    channel: Channel,
     consumer: Consumer,
     /// The offset of this node's marker: up to it, the backlog.
     end: u64,
     /// Reading from the offset last read (continuing), or afresh.
     resumed: bool,
+    /// The offset the consumer was asked to start at.
+    from: u64,
 }
+
+/// How many times a consumer whose first delivery came after the offset
+/// asked for is opened again before that is taken for the stream's
+/// start. A stream made moments ago was seen to start its readers late
+/// (from offset 0 or `first`, its first chunks passed over) where
+/// nothing was truncated; a truncated stream starts late every time.
+const YOUNG_RETRIES: u32 = 3;
 
 /// The task's state.
 struct Task {
@@ -149,6 +161,9 @@ pub(crate) async fn run(
         used_at: Instant::now(),
     };
     let mut attempts = Attempts::new(backoff());
+    // Consumers opened again because the first delivery came after the
+    // offset asked for (see [`YOUNG_RETRIES`]).
+    let mut late_starts = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut link_rx = task.bridge.link.subscribe();
     'open: loop {
@@ -229,8 +244,9 @@ pub(crate) async fn run(
         if !open.resumed {
             task.start_backlog();
         }
-        // Continuing: the first delivery must be the last offset read.
-        let mut checked = !open.resumed;
+        // The first delivery must be the offset asked for: continuing, the
+        // last one read; afresh, the backlog's first.
+        let mut checked = false;
         while let Some((publish, _)) = task.queued.pop_front() {
             task.send(publish, &link).await;
         }
@@ -238,7 +254,10 @@ pub(crate) async fn run(
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
                     Some(cmd) => task.command(cmd, Some(&link)).await,
-                    None => return,
+                    None => {
+                        stream::close(open.channel, task.bridge.shared.config.request_timeout);
+                        return;
+                    }
                 },
                 delivery = open.consumer.next() => match delivery {
                     Some(Ok(delivery)) => {
@@ -247,7 +266,16 @@ pub(crate) async fn run(
                         };
                         if !checked {
                             checked = true;
-                            if Some(offset) != task.last {
+                            if offset > open.from && late_starts < YOUNG_RETRIES {
+                                // Perhaps a young stream's reader that
+                                // started late: asked again, shortly.
+                                late_starts += 1;
+                                stream::close(open.channel, task.bridge.shared.config.request_timeout);
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                continue 'open;
+                            }
+                            late_starts = 0;
+                            if open.resumed && offset != open.from {
                                 // The stream no longer holds the offset
                                 // last read: retention truncated it while
                                 // this node was away, and what followed it
@@ -259,7 +287,7 @@ pub(crate) async fn run(
                                     task.topic
                                 );
                                 task.start_backlog();
-                            } else {
+                            } else if open.resumed {
                                 // Read and delivered before: the place
                                 // holds, and what follows is new.
                                 continue;
@@ -272,6 +300,7 @@ pub(crate) async fn run(
                             log::warn!("rabbitmq: reading topic {}: {e}", task.topic);
                         }
                         add(&task.bridge.shared.stats.errors, 1);
+                        stream::close(open.channel, task.bridge.shared.config.request_timeout);
                         if task.loading.take().is_some() {
                             // Half read: read afresh next time.
                             task.last = None;
@@ -293,6 +322,7 @@ pub(crate) async fn run(
                 _ = tick.tick() => {
                     task.expire();
                     if task.done(&cmds) {
+                        stream::close(open.channel, task.bridge.shared.config.request_timeout);
                         return;
                     }
                 }
@@ -310,27 +340,38 @@ async fn open(bridge: Rc<Bridge>, link: Link, stream: String, last: Option<u64>)
     let _permit = bridge.opening.acquire().await.map_err(|e| e.to_string())?;
     let config = &bridge.shared.config;
     let channel = stream::open_channel(&bridge, &link, &stream).await?;
-    let end = stream::find_end(&bridge, &link, &channel, &stream).await?;
-    let resume = last.filter(|&last| last <= end);
-    // Offsets count markers and the broker's own chunks too: twice the
-    // backlog's events back, so that it is full in most cases.
-    let span = u64::try_from(config.history_events.saturating_mul(2)).unwrap_or(u64::MAX);
-    let from = resume.unwrap_or_else(|| end.saturating_sub(span));
-    let tag = format!("{}.read", bridge.message_id());
-    let consumer = stream::consume(
-        &channel,
-        &stream,
-        &tag,
-        From::Offset(from),
-        config.request_timeout,
-    )
-    .await?;
-    Ok(Open {
-        _channel: channel,
-        consumer,
-        end,
-        resumed: resume.is_some(),
-    })
+    let opened = async {
+        let end = stream::find_end(&bridge, &link, &channel, &stream).await?;
+        let resume = last.filter(|&last| last <= end);
+        // Offsets count markers and the broker's own chunks too: twice the
+        // backlog's events back, so that it is full in most cases.
+        let span = u64::try_from(config.history_events.saturating_mul(2)).unwrap_or(u64::MAX);
+        let from = resume.unwrap_or_else(|| end.saturating_sub(span));
+        let tag = format!("{}.read", bridge.message_id());
+        let consumer = stream::consume(
+            &channel,
+            &stream,
+            &tag,
+            From::Offset(from),
+            config.request_timeout,
+        )
+        .await?;
+        Ok::<_, String>((consumer, end, resume.is_some(), from))
+    }
+    .await;
+    match opened {
+        Ok((consumer, end, resumed, from)) => Ok(Open {
+            channel,
+            consumer,
+            end,
+            resumed,
+            from,
+        }),
+        Err(e) => {
+            stream::close(channel, config.request_timeout);
+            Err(e)
+        }
+    }
 }
 
 impl Task {
