@@ -42,6 +42,7 @@ mod error;
 mod limits;
 mod link;
 mod presence;
+mod replica;
 mod runtime;
 mod shared;
 mod stream;

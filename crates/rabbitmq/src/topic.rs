@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use crate::bridge::{
     Bridge, EVENT_HEADER, KEY_HEADER, Link, MARKER_HEADER, TopicCmd, backoff, header_text, set_text,
 };
+use crate::replica::{Replica, to_event};
 use crate::shared::add;
 use crate::stream::{self, ACK_EVERY, From, within};
 
@@ -38,49 +39,6 @@ const LINGER: Duration = Duration::from_secs(10);
 /// The first part of every id: a stream's offsets start at 0 whatever
 /// the node, and are the second part.
 pub(crate) const EPOCH: u64 = 1;
-
-/// What a node holds of a topic: the backlog it hands a loop that starts
-/// to follow, and where it stands in the stream.
-struct Replica {
-    events: VecDeque<Arc<Event>>,
-    bytes: usize,
-    /// The id before `events`, if the stream held anything before them.
-    dropped: Option<EventId>,
-    /// The publish keys of `events`, for duplicates.
-    keys: HashMap<Arc<str>, EventId>,
-    max_events: usize,
-    max_bytes: usize,
-}
-
-impl Replica {
-    fn push(&mut self, event: Arc<Event>) {
-        self.bytes += event.cost();
-        if let Some(key) = event.key() {
-            self.keys.insert(Arc::from(key), event.id());
-        }
-        self.events.push_back(event);
-        while self.events.len() > self.max_events || self.bytes > self.max_bytes {
-            let Some(old) = self.events.pop_front() else {
-                break;
-            };
-            self.bytes -= old.cost();
-            if let Some(key) = old.key()
-                && self.keys.get(key) == Some(&old.id())
-            {
-                self.keys.remove(key);
-            }
-            self.dropped = Some(old.id());
-        }
-    }
-
-    fn ready(&self, topic: &Arc<str>) -> HubMessage {
-        HubMessage::Ready {
-            topic: topic.clone(),
-            history: self.events.iter().cloned().collect(),
-            dropped: self.dropped,
-        }
-    }
-}
 
 /// A publish of this node, until it is answered.
 struct Pending {
@@ -721,23 +679,5 @@ impl Task {
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
         idle
-    }
-}
-
-/// The hub's event of a stream message; `None` (logged) when it is not
-/// one tether wrote.
-fn to_event(topic: &Arc<str>, offset: u64, delivery: &Delivery) -> Option<Arc<Event>> {
-    let headers = delivery.properties.headers().as_ref();
-    let event_type = header_text(headers, EVENT_HEADER).unwrap_or(DEFAULT_EVENT_TYPE);
-    let key = header_text(headers, KEY_HEADER);
-    let event = std::str::from_utf8(&delivery.data)
-        .map_err(|_| HubError::InvalidEventType)
-        .and_then(|data| Event::keyed(topic.clone(), EventId::new(EPOCH, offset), event_type, data, key));
-    match event {
-        Ok(event) => Some(event),
-        Err(e) => {
-            log::warn!("rabbitmq: offset {offset} of topic {topic} is not an event ({e}): skipped");
-            None
-        }
     }
 }
