@@ -1,4 +1,4 @@
-//! The bus between nodes (Redis or NATS): a broker per event loop, the
+//! The bus between nodes (Redis, NATS or RabbitMQ): a broker per event loop, the
 //! threads that feed the loops, and the cluster-wide limits.
 
 use tether_apps::{HubSettings, HubShared};
@@ -21,6 +21,9 @@ pub enum Bus {
     /// NATS JetStream.
     #[cfg(feature = "nats")]
     Nats(tether_nats::NatsConfig),
+    /// RabbitMQ streams (`amqp://`), a stream per topic.
+    #[cfg(feature = "rabbitmq")]
+    RabbitMq(tether_rabbitmq::RabbitConfig),
 }
 
 /// A bus set up (not started): whichever it is, driven through its
@@ -96,6 +99,10 @@ fn set_up(bus: Bus, settings: &HubSettings) -> Result<Box<dyn tether_bus::BusBri
             .map_err(|e| e.to_string()),
         #[cfg(feature = "nats")]
         Bus::Nats(config) => tether_nats::NatsBridge::new(config.backlog(&settings.hub))
+            .map(|bridge| Box::new(bridge) as Box<dyn tether_bus::BusBridge>)
+            .map_err(|e| e.to_string()),
+        #[cfg(feature = "rabbitmq")]
+        Bus::RabbitMq(config) => tether_rabbitmq::RabbitBridge::new(config.backlog(&settings.hub))
             .map(|bridge| Box::new(bridge) as Box<dyn tether_bus::BusBridge>)
             .map_err(|e| e.to_string()),
     }

@@ -15,6 +15,7 @@ pub mod h2;
 pub mod h3;
 pub mod kafka;
 pub mod postgres;
+pub mod rabbitmq;
 pub mod tls;
 
 use std::io::{self, ErrorKind, Read, Write};

@@ -1,4 +1,5 @@
-//! The bus options of `tether serve` (`--redis`, `--nats`): several
+//! The bus options of `tether serve` (`--redis`, `--nats`,
+//! `--rabbitmq-url`): several
 //! nodes share the hub's topics.
 
 use tether_node::Bus;
@@ -112,9 +113,66 @@ pub(crate) struct NatsArgs {
     pub(crate) nats_presence_ttl: f64,
 }
 
-/// The bus `--nats` or `--redis` asks for, if any.
+/// The RabbitMQ bridge's options (`--app demo` and `--app hub`).
+#[cfg(feature = "rabbitmq")]
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "RabbitMQ (several tether nodes share the topics)")]
+pub(crate) struct RabbitArgs {
+    /// Share the hub's topics with other tether nodes through RabbitMQ
+    /// streams (amqp://USER:PASS@HOST:PORT/VHOST, the vhost URL-encoded:
+    /// %2f for /; RabbitMQ 3.9 or later): each topic is a stream of its
+    /// own, whose offsets number and order its events for every node and
+    /// which keeps their backlog for Last-Event-ID replay. A publish is
+    /// acknowledged once the broker confirmed it and this node read it
+    /// back.
+    #[arg(long, value_name = "URL")]
+    #[cfg_attr(feature = "redis", arg(conflicts_with = "redis"))]
+    #[cfg_attr(feature = "nats", arg(conflicts_with = "nats"))]
+    pub(crate) rabbitmq_url: Option<String>,
+    /// The streams' prefix (topic news: the stream PREFIX.topic.news);
+    /// nodes that share topics use the same one.
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "tether",
+        requires = "rabbitmq_url"
+    )]
+    pub(crate) rabbitmq_prefix: String,
+    /// The replicas of each stream this node creates
+    /// (x-initial-cluster-size; 3 on a RabbitMQ cluster of three nodes or
+    /// more): the broker confirms a publish once a majority hold it.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "rabbitmq_url",
+          value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub(crate) rabbitmq_replicas: u8,
+    /// The bytes each topic's stream keeps when this node creates it
+    /// (x-max-length-bytes; retention drops whole segments of an eighth
+    /// of it, the oldest first).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, requires = "rabbitmq_url",
+          value_parser = super::values::whole::<u64>(64 * super::values::KIB, 1 << 50))]
+    pub(crate) rabbitmq_stream_max_bytes: u64,
+    /// How long this node's presence entries (who is subscribed here)
+    /// count on the other nodes unless sent again; they are sent again
+    /// every third of it, so a node that dies has its members leave the
+    /// other nodes' lists within about this long.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0, requires = "rabbitmq_url",
+          value_parser = super::values::seconds_between(0.1, 3600.0))]
+    pub(crate) rabbitmq_presence_ttl: f64,
+}
+
+/// The bus `--nats`, `--redis` or `--rabbitmq-url` asks for, if any
+/// (they conflict: one at most).
 pub(crate) fn bus(args: &Args) -> Option<Bus> {
     let _ = args;
+    #[cfg(feature = "rabbitmq")]
+    if let Some(url) = &args.rabbitmq.rabbitmq_url {
+        let mut config = tether_rabbitmq::RabbitConfig::new(url.as_str());
+        config.prefix.clone_from(&args.rabbitmq.rabbitmq_prefix);
+        config.replicas = usize::from(args.rabbitmq.rabbitmq_replicas);
+        config.stream_max_bytes = args.rabbitmq.rabbitmq_stream_max_bytes;
+        config.segment_bytes = (config.stream_max_bytes / 8).max(1);
+        config.presence_ttl = std::time::Duration::from_secs_f64(args.rabbitmq.rabbitmq_presence_ttl);
+        return Some(Bus::RabbitMq(config));
+    }
     #[cfg(feature = "nats")]
     if let Some(url) = &args.nats.nats {
         let mut config = tether_nats::NatsConfig::new(url.as_str());
@@ -168,5 +226,9 @@ pub(crate) fn warn_unused(args: &Args) {
     #[cfg(feature = "nats")]
     if args.nats.nats.is_some() {
         log::warn!("--nats has no effect with --app echo");
+    }
+    #[cfg(feature = "rabbitmq")]
+    if args.rabbitmq.rabbitmq_url.is_some() {
+        log::warn!("--rabbitmq-url has no effect with --app echo");
     }
 }

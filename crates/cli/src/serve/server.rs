@@ -10,6 +10,8 @@ use tether_server::{Config, Handshake};
 use super::auth::AuthArgs;
 #[cfg(feature = "nats")]
 use super::bus::NatsArgs;
+#[cfg(feature = "rabbitmq")]
+use super::bus::RabbitArgs;
 #[cfg(feature = "redis")]
 use super::bus::RedisArgs;
 use super::hooks::HookArgs;
@@ -192,6 +194,9 @@ pub(crate) struct Args {
     #[cfg(feature = "nats")]
     #[command(flatten)]
     pub(crate) nats: NatsArgs,
+    #[cfg(feature = "rabbitmq")]
+    #[command(flatten)]
+    pub(crate) rabbitmq: RabbitArgs,
     #[cfg(feature = "outbox")]
     #[command(flatten)]
     pub(crate) outbox: super::outbox::OutboxArgs,
