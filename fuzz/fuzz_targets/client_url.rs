@@ -31,7 +31,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(!id.is_empty() && !id.chars().any(char::is_control));
     }
     let _ = Url::parse_websocket(first);
-    let Ok(start) = Url::parse_event_stream(first) else { return };
+    let Ok(start) = Url::parse_event_stream(first) else {
+        return;
+    };
     round_trips(&start);
     let status = lines
         .next()

@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
 
     let (source, target) = rest.split_at(split);
     let encoded = tether_delta::encode(source, target);
-    assert_eq!(tether_delta::apply(source, &encoded, target.len()).as_deref(), Ok(target));
+    assert_eq!(
+        tether_delta::apply(source, &encoded, target.len()).as_deref(),
+        Ok(target)
+    );
     if let (Ok(source), Ok(target)) = (std::str::from_utf8(source), std::str::from_utf8(target)) {
         let text = tether_delta::encode_str(source, target);
         assert_eq!(

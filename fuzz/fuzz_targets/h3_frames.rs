@@ -11,10 +11,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use tether_h3::Error;
 use tether_h3::frame::{Event, Frame, FrameDecoder};
 use tether_h3::request::{RequestEvent, RequestStream};
 use tether_h3::stream::{ControlStream, Role};
-use tether_h3::Error;
 
 #[derive(Debug, PartialEq)]
 enum Seen {
@@ -109,6 +109,12 @@ fuzz_target!(|data: &[u8]| {
     let role = if role & 1 == 0 { Role::Server } else { Role::Client };
 
     assert_eq!(frames(input, input.len().max(1), max), frames(input, chunk, max));
-    assert_eq!(control(input, input.len().max(1), max, role), control(input, chunk, max, role));
-    assert_eq!(request(input, input.len().max(1), max), request(input, chunk, max));
+    assert_eq!(
+        control(input, input.len().max(1), max, role),
+        control(input, chunk, max, role)
+    );
+    assert_eq!(
+        request(input, input.len().max(1), max),
+        request(input, chunk, max)
+    );
 });

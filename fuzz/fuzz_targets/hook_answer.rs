@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let kind = HookKind::ALL[usize::from(kind) % HookKind::ALL.len()];
     // Mostly 200, so the JSON paths are reached.
-    let status = if high & 0x80 == 0 { 200 } else { u16::from_be_bytes([high & 0x7f, low]) };
+    let status = if high & 0x80 == 0 {
+        200
+    } else {
+        u16::from_be_bytes([high & 0x7f, low])
+    };
     match parse_answer(kind, status, body) {
         Ok(Decision::Allow(allow)) => {
             assert_eq!(status, 200);

@@ -26,8 +26,8 @@ use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
 use tether_log::{
-    Decoded, Fsync, Log, Options, SEGMENT_HEADER_LEN, crc32c, decode_record, decode_segment_header, encode_record,
-    encode_record_v1, encode_segment_header, encode_segment_header_v1,
+    Decoded, Fsync, Log, Options, SEGMENT_HEADER_LEN, crc32c, decode_record, decode_segment_header,
+    encode_record, encode_record_v1, encode_segment_header, encode_segment_header_v1,
 };
 
 fn dir() -> &'static PathBuf {
@@ -174,13 +174,20 @@ fuzz_target!(|data: &[u8]| {
     }
     for record in &seen {
         assert!(record.1.len() <= max as usize);
-        assert!(held.contains(record), "a record the files held at its index: {record:?} not in {held:?}; {recovery:?}");
+        assert!(
+            held.contains(record),
+            "a record the files held at its index: {record:?} not in {held:?}; {recovery:?}"
+        );
     }
     // Short of a record made in raw bytes, every record written whole is
     // found, whatever raw bytes (damage) lie around it.
     if !fakes {
         for record in &must {
-            assert!(seen.contains(record), "record {} written whole is found: {recovery:?}", record.0);
+            assert!(
+                seen.contains(record),
+                "record {} written whole is found: {recovery:?}",
+                record.0
+            );
         }
     }
     let next = log.append(b"z", Instant::now()).unwrap();

@@ -25,7 +25,9 @@ fn check_fields(fields: &[Field], limit: usize) {
     encode(fields, &mut wire);
     let mut fresh = Decoder::new(0, 0).with_max_field_section_size(usize::MAX);
     assert_eq!(
-        fresh.decode_section(0, &wire).expect("the encoder's output decodes"),
+        fresh
+            .decode_section(0, &wire)
+            .expect("the encoder's output decodes"),
         Section::Decoded(fields.to_vec())
     );
 }

@@ -76,7 +76,9 @@ fn run(input: &[u8], sizes: &[u8], in_place: bool, now: Instant) -> (Vec<Event>,
 fn echo_in_place(data: &mut [u8], payload: Range<usize>, kind: MessageKind, message: &Message, now: Instant) {
     let mut echoer = Connection::new(Role::Server, Config::default(), now);
     let mut expected = Vec::new();
-    echoer.send(message, &mut expected).expect("an open connection sends");
+    echoer
+        .send(message, &mut expected)
+        .expect("an open connection sends");
     let header_len = expected.len() - message.as_bytes().len();
     match echoer.frame_in_place(kind, data, payload.clone()) {
         Some(start) => assert_eq!(data[start..payload.end], expected[..]),
