@@ -5,6 +5,10 @@ redis-cluster   a Redis Cluster of three primaries with a replica each:
                 hosts bus1..bus3, a primary's replica on another host;
                 the nodes acknowledge a publish once the replica has it
                 (--redis-wait-replicas 1)
+redis-sentinel  a master, two replicas and three sentinels (bus1..bus3),
+                the data over TLS (sentinel.py); the nodes follow the
+                master the sentinels name and acknowledge a publish once
+                a replica has it (--redis-wait-replicas 1)
 nats            one nats-server with JetStream (its store on disk)
 nats-cluster    three nats-servers in one JetStream cluster (bus1..bus3);
                 the nodes keep their stream in three replicas
@@ -17,6 +21,8 @@ options that point a node at them.
 import os
 import time
 
+import sentinel
+
 REDIS_PORT = 6379
 REDIS_REPLICA_PORT = 6380
 NATS_PORT = 4222
@@ -28,10 +34,20 @@ def hosts(kind):
     return ["bus"] if kind in ("redis", "nats") else ["bus1", "bus2", "bus3"]
 
 
+def master(kind, topo, work):
+    """The process name of the bus's master now, for a bus whose master
+    moves (redis-sentinel); None for the others."""
+    if kind != "redis-sentinel":
+        return None
+    return sentinel.Group(topo, work, hosts(kind)).master_host()
+
+
 def start(kind, topo, work, process, answers, nats_server):
     """PROCESS(host, name, argv, ready) makes a run's Process; ANSWERS(host,
     url) says whether a URL answers 200 from a host."""
     procs = {}
+    if kind == "redis-sentinel":
+        return sentinel.start(topo, work, process, hosts(kind))
     if kind in ("redis", "redis-cluster"):
         for host in hosts(kind):
             ports = [REDIS_PORT] if kind == "redis" else [REDIS_PORT, REDIS_REPLICA_PORT]

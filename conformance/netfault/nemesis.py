@@ -22,12 +22,15 @@ class Faults:
     """Knows the topology and the processes of a run (`procs`: a
     name -> object with `.pause()`, `.resume()`, `.kill()`, `.start()`)."""
 
-    def __init__(self, topo, procs, python, work):
+    def __init__(self, topo, procs, python, work, master=None):
         self.topo = topo
         self.procs = procs
         self.python = python
         self.work = work
         self.delayers = {}
+        # MASTER() names the process of the bus's master now (a bus
+        # whose master moves: redis-sentinel).
+        self.master = master
 
     # --- the parts ---------------------------------------------------------
 
@@ -152,6 +155,14 @@ class Faults:
             proc = self.procs[target]
             return (f"{target} killed (SIGKILL) and started again (Redis empty: it keeps nothing on disk; "
                     "NATS with its JetStream store)", proc.kill, proc.start)
+        if kind == "master-kill":
+            # Asked now, just before it starts: the master moves.
+            name = self.master() if self.master else None
+            if name is None:
+                raise RuntimeError("master-kill: no master named by the bus")
+            proc = self.procs[name]
+            return (f"the master {name} killed (SIGKILL) while publishes go on; started again as a replica of "
+                    "the master the sentinels name (once they have failed over)", proc.kill, proc.start)
         raise ValueError(f"unknown fault {kind}")
 
     def bus_hosts(self):
@@ -174,7 +185,21 @@ KINDS = {
     "duplicate": "any-host",
     "kill-partitioned": "node",
     "bus-restart": "bus-proc",
+    "master-kill": "bus-master",
 }
+
+# Faults only some buses have: the fault -> those buses.
+ONLY_ON = {"master-kill": ("redis-sentinel",)}
+
+# Played first when drawn from, whatever the seed: the fault a bus's run
+# is there for, which a short schedule (fewer faults than kinds) might
+# otherwise leave out.
+LEADING = ("master-kill",)
+
+
+def kinds_for(bus, kinds=None):
+    """The kinds a run on BUS draws from (of KINDS, by default)."""
+    return [k for k in sorted(kinds or KINDS) if bus in ONLY_ON.get(k, (bus,))]
 
 
 def schedule(seed, seconds, nodes, bus_procs, bus_hosts, kinds=None, fault_seconds=(2.5, 5.0),
@@ -183,11 +208,13 @@ def schedule(seed, seconds, nodes, bus_procs, bus_hosts, kinds=None, fault_secon
     SEED: the same seed gives the same schedule."""
     rng = random.Random(seed)
     kinds = sorted(kinds or KINDS)
-    aims = {"node": nodes, "bus-proc": bus_procs, "any-proc": nodes + bus_procs, "any-host": nodes + bus_hosts}
+    aims = {"node": nodes, "bus-proc": bus_procs, "any-proc": nodes + bus_procs, "any-host": nodes + bus_hosts,
+            "bus-master": ["master"]}
     plan = []
     at = rng.uniform(*calm_seconds)
     # Every kind once first (in a seeded order), then at random.
     order = rng.sample(kinds, len(kinds))
+    order.sort(key=lambda k: k not in LEADING)
     while True:
         kind = order.pop(0) if order else rng.choice(kinds)
         aim = KINDS[kind]

@@ -5,10 +5,10 @@
 # reordering, duplication, a node killed while cut off, the bus
 # restarted), and a checker over the recorded history (README.md here).
 #
-#   conformance/netfault/netfault.sh [--buses "redis redis-cluster nats-cluster"]
+#   conformance/netfault/netfault.sh [--buses "redis redis-cluster redis-sentinel nats-cluster"]
 #                                    [--seconds 45] [--seed N] [--minutes M] [--keep DIR]
 #
-# Buses: redis, redis-cluster, nats, nats-cluster (buses.py). Each bus's
+# Buses: redis, redis-cluster, redis-sentinel, nats, nats-cluster (buses.py). Each bus's
 # run has hosts of its own, and the runs go side by side. --minutes M
 # runs a soak: M minutes of faults per bus (the histories and summaries
 # kept in --keep DIR). The CI run is short: --seconds per bus, a fresh
@@ -28,7 +28,8 @@
 #
 # Needs root (namespaces, iptables, nftables). Installs haproxy, redis,
 # iptables, nftables, curl, faketime (libfaketime: one node's clock is
-# set off) and libnetfilter-queue-dev when missing (apt-get),
+# set off), openssl (the Sentinel run's TLS certificates) and
+# libnetfilter-queue-dev when missing (apt-get),
 # and Python's websockets and NetfilterQueue into .venv beside this file.
 # Prints "faults: N passed, M failed" last.
 set -uo pipefail
@@ -40,7 +41,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 venv="$here/.venv"
 python="${PYTHON:-python3}"
-buses="redis redis-cluster nats-cluster"
+buses="redis redis-cluster redis-sentinel nats-cluster"
 seconds=45
 minutes=""
 seed=""
@@ -72,7 +73,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/tether-netfault.XXXXXX")"
 prefix="tnf$(($$ % 10000))"
 cleanup() {
     local p
-    for p in "$prefix"0 "$prefix"1 "$prefix"2 "$prefix"3 "${prefix}x"; do
+    for p in "$prefix"{0..9} "${prefix}x"; do
         python3 -c "import sys; sys.path.insert(0, '$here'); import topology; topology.teardown('$p')" \
             2>/dev/null || true
     done
@@ -88,7 +89,7 @@ trap 'say interrupted; exit 143' TERM
 # --- what it needs ------------------------------------------------------------
 . "$root/conformance/proxy/prepare.sh"
 install_missing haproxy=haproxy redis-server=redis-server redis-cli=redis-tools iptables=iptables \
-    nft=nftables curl=curl faketime=faketime
+    nft=nftables curl=curl faketime=faketime openssl=openssl
 if [[ ! -e /usr/include/libnetfilter_queue/libnetfilter_queue.h ]]; then
     install_missing __none__=libnetfilter-queue-dev
 fi

@@ -59,7 +59,10 @@ class Process:
         log = os.path.join(self.work, f"{self.name}.log")
         with open(log, "ab") as out:
             out.write(f"--- start {self.starts} at {time.time():.3f}\n".encode())
-        self.proc = self.topo.spawn(self.host, self.argv, log, self.env)
+        # A command may be decided at each start (a Redis data node's
+        # role under Sentinel).
+        argv = self.argv() if callable(self.argv) else self.argv
+        self.proc = self.topo.spawn(self.host, argv, log, self.env)
         self.paused = False
         if wait:
             self.wait_ready()
@@ -159,7 +162,8 @@ def main():
     parser.add_argument("--tether", required=True)
     parser.add_argument("--python", required=True, help="a Python with websockets, for the clients")
     parser.add_argument("--work", required=True)
-    parser.add_argument("--bus", choices=["redis", "redis-cluster", "nats", "nats-cluster"], default="redis")
+    parser.add_argument("--bus", choices=["redis", "redis-cluster", "redis-sentinel", "nats", "nats-cluster"],
+                        default="redis")
     parser.add_argument("--nats-server", default="nats-server", help="the nats-server binary, for --bus nats")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -254,10 +258,10 @@ def main():
                      ready=lambda: answers(topo, "cl", f"http://{topo.addr('lb')}:{PORT}/healthz"))
         lb.start()
 
-        kinds = args.kinds.split(",") if args.kinds else sorted(nemesis.KINDS)
+        kinds = nemesis.kinds_for(args.bus, args.kinds.split(",") if args.kinds else None)
         targets = sorted(bus_procs)
         if args.spare_bus_servers:
-            kinds = [k for k in kinds if nemesis.KINDS[k] != "bus-proc"]
+            kinds = [k for k in kinds if nemesis.KINDS[k] not in ("bus-proc", "bus-master")]
             targets = []
         plan = nemesis.schedule(seed, args.seconds, ["n1", "n2"], targets, buses.hosts(args.bus), kinds=kinds,
                                fault_seconds=tuple(float(x) for x in args.fault_seconds.split(",")))
@@ -281,7 +285,8 @@ def main():
             "--jwt-secret", secret,
         ], os.path.join(args.work, "workload.log"))
 
-        faults = nemesis.Faults(topo, procs, args.python, args.work)
+        faults = nemesis.Faults(topo, procs, args.python, args.work,
+                                master=lambda: buses.master(args.bus, topo, args.work))
         started = time.monotonic() + 1.0  # the workload publishes a second after it starts
         with open(faults_log, "a", buffering=1) as log:
             def mark(kind, target, phase, description):
