@@ -3,7 +3,7 @@
 # clients on hosts of their own (network namespaces), a seeded nemesis
 # (partitions, one-way partitions, paused processes, loss, delay,
 # reordering, duplication, a node killed while cut off, the bus
-# restarted), and a checker over the recorded history (README.md here).
+# restarted, the master killed behind Sentinel), and a checker over the recorded history (README.md here).
 #
 #   conformance/netfault/netfault.sh [--buses "redis redis-cluster redis-sentinel nats-cluster"]
 #                                    [--seconds 45] [--seed N] [--minutes M] [--keep DIR]

@@ -89,6 +89,10 @@ class Group:
         base = ["redis-server", "--bind", addr, "--port", "0", "--tls-port", str(REDIS_PORT),
                 "--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca,
                 "--tls-auth-clients", "yes", "--tls-replication", "yes",
+                # A replica started again needs a full copy: at once,
+                # not after the default 5 s that waits for others to
+                # share it (publishes wait for a replica meanwhile).
+                "--repl-diskless-sync-delay", "0",
                 "--save", "", "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no",
                 "--dir", self.work, "--dbfilename", f"dump-{host}.rdb"]
 
