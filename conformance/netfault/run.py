@@ -263,6 +263,8 @@ def main():
         if args.spare_bus_servers:
             kinds = [k for k in kinds if nemesis.KINDS[k] not in ("bus-proc", "bus-master")]
             targets = []
+        if not kinds:
+            raise RuntimeError(f"no fault of --kinds {args.kinds} applies to {args.bus}")
         plan = nemesis.schedule(seed, args.seconds, ["n1", "n2"], targets, buses.hosts(args.bus), kinds=kinds,
                                fault_seconds=tuple(float(x) for x in args.fault_seconds.split(",")))
         print(f"    {args.bus}: seed {seed}; {len(plan)} faults in {args.seconds:.0f} s "
