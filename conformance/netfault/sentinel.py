@@ -7,10 +7,11 @@ client for a certificate (`tls-auth-clients yes`) and replicate over TLS;
 the sentinels speak TLS to the data nodes and to each other
 (`tls-replication yes`, and a `tls-port` the others reach them on) and
 answer tether in plain TCP on another port (tether asks its sentinels in
-plain TCP: they hand out addresses, never events). One CA and one certificate naming the three
-hosts' addresses are made per run with benches/tls-files.sh (openssl):
-every server shows it, and the tether nodes, the replicas, the sentinels
-and redis-cli show it as their client certificate.
+plain TCP: they hand out addresses, never events). One CA and one
+certificate naming the three hosts' addresses are made per run with
+benches/tls-files.sh (openssl): every server shows it, and the tether
+nodes, the replicas, the sentinels and redis-cli show it as their client
+certificate.
 
 A data node is started as a replica of the master the sentinels name,
 each time but the first: Redis keeps nothing on disk here, so a master
