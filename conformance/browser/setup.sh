@@ -36,20 +36,24 @@ give_up() {
 }
 
 browser_cleanup() {
-    local pid
-    if [[ -n "$node_pid" ]]; then
-        kill -TERM -- "-$node_pid" 2>/dev/null || true
-        wait "$node_pid" 2>/dev/null || true
-    fi
-    # Servers the script started and did not get to stop: only those still
-    # running our binary.
-    if [[ -f "$work/pids" ]]; then
+    local pid pids
+    # node_pid: the Node processes still running, each the leader of its
+    # own process group (setsid), which holds its Chromium.
+    for pid in $node_pid; do
+        kill -TERM -- "-$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    # Servers the scripts started and did not get to stop: only those still
+    # running our binary. A script writes their pids to pids in its scratch
+    # directory ($work, or a directory of its own under it).
+    for pids in "$work/pids" "$work"/*/pids; do
+        [[ -f "$pids" ]] || continue
         while read -r pid; do
             if [[ -n "$pid" && "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$(readlink -f "$bin")" ]]; then
                 kill -KILL "$pid" 2>/dev/null || true
             fi
-        done <"$work/pids"
-    fi
+        done <"$pids"
+    done
     rm -rf "$work"
 }
 
