@@ -85,15 +85,15 @@ redis_server() {
     exit 1
 }
 
-# build CRATE EXAMPLE NAME: a release build of a bench example, copied to $work/NAME.
-build() {
-    CARGO_INCREMENTAL=0 cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p "$1" \
-        --example "$2"
-    cp "$target/release/examples/$2" "$work/$3"
-}
-build tether-redis redis_bus_bench redis_bench
-if [[ " $setups " == *" nats"* ]]; then build tether-nats nats_bus_bench nats_bench; fi
-if [[ " $setups " == *" rabbitmq"* ]]; then build tether-rabbitmq rabbitmq_bus_bench rabbitmq_bench; fi
+# The bench examples the setups need, in one release build (so that
+# their dependencies' features are resolved once and built once).
+examples=(redis)
+if [[ " $setups " == *" nats"* ]]; then examples+=(nats); fi
+if [[ " $setups " == *" rabbitmq"* ]]; then examples+=(rabbitmq); fi
+build=()
+for bus in "${examples[@]}"; do build+=(-p "tether-$bus" --example "${bus}_bus_bench"); done
+CARGO_INCREMENTAL=0 cargo build --quiet --release --manifest-path "$root/Cargo.toml" "${build[@]}"
+for bus in "${examples[@]}"; do cp "$target/release/examples/${bus}_bus_bench" "$work/${bus}_bench"; done
 
 single="$(free_port)"
 redis_server "$single"
