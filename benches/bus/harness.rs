@@ -1,5 +1,6 @@
-//! The bus benchmark's harness, shared by the Redis and NATS bridges'
-//! `redis_bus_bench` and `nats_bus_bench` examples (each includes this file with `#[path]`): two
+//! The bus benchmark's harness, shared by the Redis, NATS and RabbitMQ
+//! bridges' `redis_bus_bench`, `nats_bus_bench` and `rabbitmq_bus_bench`
+//! examples (each includes this file with `#[path]`): two
 //! nodes (two bridges in one process, one pretend event loop each), each
 //! following `--topics` topics, while node 0 publishes `--size`-byte
 //! events to `--hot` of them as fast as a window of `--window` unanswered

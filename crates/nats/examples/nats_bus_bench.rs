@@ -20,35 +20,20 @@
 
 #[path = "../../../benches/bus/harness.rs"]
 mod harness;
+#[path = "../../../benches/bus/servers.rs"]
+mod servers;
 
 use tether_nats::{NatsBridge, NatsBroker, NatsConfig};
 
 harness::impl_bridge!(NatsBridge, NatsBroker);
 
 fn main() {
-    let (mut url, mut server_pid) = ("nats://127.0.0.1:4222".to_owned(), None::<String>);
-    let mut replicas = 1;
-    let o = harness::options(|name, value| match name {
-        "--url" => url = value.to_owned(),
-        "--server-pid" => server_pid = Some(value.to_owned()),
-        "--replicas" => replicas = value.parse().expect("--replicas N"),
-        other => panic!("unknown option {other}"),
-    });
     let prefix = format!("bench{}", std::process::id());
-    let make = || {
-        let mut config = NatsConfig::new(url.as_str());
+    servers::run("nats", "nats://127.0.0.1:4222", |url, replicas| {
+        let mut config = NatsConfig::new(url);
         config.prefix.clone_from(&prefix);
         config.max_queued_publishes = 100_000;
         config.replicas = replicas;
         NatsBridge::new(config).unwrap()
-    };
-    let server_pids = server_pid.expect("--server-pid PID[,PID...] (the nats-servers')");
-    let label = if replicas > 1 {
-        format!("nats-r{replicas}")
-    } else {
-        "nats".to_owned()
-    };
-    harness::run(&o, &label, make, || {
-        server_pids.split(',').map(harness::process_cpu).sum::<f64>()
     });
 }
