@@ -223,26 +223,10 @@ fn multiplexed_route(
     seen: &Seen<'_>,
     found: &Found,
 ) -> Route<HubRoute> {
-    if seen.ticket.is_some() {
-        return Refusal::MultiplexedTicket.route();
-    }
-    let presented = seen.presented;
-    // Who a request without credentials is, the backend's connect hook
-    // says, as for a per-topic socket (with no topic: the socket names
-    // its topics later, each asked about as the namespace says); routed
-    // again with its answer standing for the credential.
-    if access.settings().backend_for(Hook::Connect).is_some()
-        && access.presents_nothing(request, None, presented)
-    {
-        return HubRoute::Decide.route();
-    }
-    let credential = found
-        .verified
-        .get_or_init(|| access.credential(request, presented, access.unix_secs(Instant::now())));
-    if let Err(refusal) = credential {
-        count_refusal(stats, *refusal);
-        return refusal.route();
-    }
+    let credential = match admit_caller(access, stats, request, seen, found, Refusal::MultiplexedTicket) {
+        Ok(credential) => credential,
+        Err(route) => return route,
+    };
     if let Some(max) = access.settings().max_connections_per_subject
         && let Some(subject) = access
             .subject_of(None, || credential)
@@ -274,23 +258,46 @@ fn rpc_route(
     if request.method() != "POST" {
         return Refusal::OnlyPost.route();
     }
+    if let Err(route) = admit_caller(access, stats, request, seen, found, Refusal::RpcTicket) {
+        return route;
+    }
+    HubRoute::Rpc.route()
+}
+
+/// The steps of a request that names no topic and comes as one caller
+/// (`GET /ws`, `POST /rpc`): a ticket refused with `ticket_refusal` (a
+/// ticket is one topic's subscription, not a caller's); none presented
+/// at all, with a connect hook, the backend asked who it is first (the
+/// request routed again with its answer standing for the credential,
+/// and with no topic: the caller names its topics later, each asked
+/// about as the namespace says); else its credential verified now, one
+/// that does not verify or is revoked refused (401) and counted. `Ok`:
+/// the credential verified, for what the route checks next.
+fn admit_caller<'f>(
+    access: &Access,
+    stats: &HubStats,
+    request: &Request<'_>,
+    seen: &Seen<'_>,
+    found: &'f Found,
+    ticket_refusal: Refusal,
+) -> Result<&'f Result<Credential, Refusal>, Route<HubRoute>> {
     if seen.ticket.is_some() {
-        return Refusal::RpcTicket.route();
+        return Err(ticket_refusal.route());
     }
     let presented = seen.presented;
     if access.settings().backend_for(Hook::Connect).is_some()
         && access.presents_nothing(request, None, presented)
     {
-        return HubRoute::Decide.route();
+        return Err(HubRoute::Decide.route());
     }
     let credential = found
         .verified
         .get_or_init(|| access.credential(request, presented, access.unix_secs(Instant::now())));
     if let Err(refusal) = credential {
         count_refusal(stats, *refusal);
-        return refusal.route();
+        return Err(refusal.route());
     }
-    HubRoute::Rpc.route()
+    Ok(credential)
 }
 
 /// The path of the multi-topic event stream (`?topic=A&topic=B`).
