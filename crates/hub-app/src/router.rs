@@ -227,14 +227,8 @@ fn multiplexed_route(
         Ok(credential) => credential,
         Err(route) => return route,
     };
-    if let Some(max) = access.settings().max_connections_per_subject
-        && let Some(subject) = access
-            .subject_of(None, || credential)
-            .filter(|subject| access.connections.is_full(subject, max))
-    {
-        log::debug!(subject = &*subject; "hub: refused: the subject has {max} connections open");
-        count_refusal(stats, Refusal::TooManyConnections);
-        return Refusal::TooManyConnections.route();
+    if let Some(refused) = refuse_full_subject(access, stats, None, || credential) {
+        return refused;
     }
     HubRoute::Multiplexed.route()
 }
@@ -300,6 +294,24 @@ fn admit_caller<'f>(
     Ok(credential)
 }
 
+/// The refusal (429, counted) of a request whose subject (its ticket's,
+/// or its credential's) has as many connections open as it may, if it
+/// has.
+fn refuse_full_subject<'a>(
+    access: &Access,
+    stats: &HubStats,
+    ticket: Option<&str>,
+    credential: impl FnOnce() -> &'a Result<Credential, Refusal>,
+) -> Option<Route<HubRoute>> {
+    let max = access.settings().max_connections_per_subject?;
+    let subject = access
+        .subject_of(ticket, credential)
+        .filter(|subject| access.connections.is_full(subject, max))?;
+    log::debug!(subject = &*subject; "hub: refused: the subject has {max} connections open");
+    count_refusal(stats, Refusal::TooManyConnections);
+    Some(Refusal::TooManyConnections.route())
+}
+
 /// The path of the multi-topic event stream (`?topic=A&topic=B`).
 pub(super) const MULTI_EVENTS_PATH: &str = "/events";
 
@@ -352,13 +364,9 @@ fn multi_topic_route(
         return refuse(refusal);
     }
     if route == HubRoute::MultiEvents
-        && let Some(max) = settings.max_connections_per_subject
-        && let Some(subject) = access
-            .subject_of(None, || &credential)
-            .filter(|subject| access.connections.is_full(subject, max))
+        && let Some(refused) = refuse_full_subject(access, stats, None, || &credential)
     {
-        log::debug!(subject = &*subject; "hub: refused: the subject has {max} connections open");
-        return refuse(Refusal::TooManyConnections);
+        return refused;
     }
     let mut first_refusal = None;
     for topic in &listed.topics {
@@ -427,14 +435,9 @@ fn subscribe_route<'a>(
         }
     };
     if matches!(endpoint, Endpoint::Events | Endpoint::WebSocket)
-        && let Some(max) = settings.max_connections_per_subject
-        && let Some(subject) = access
-            .subject_of(ticket, credential)
-            .filter(|subject| access.connections.is_full(subject, max))
+        && let Some(refused) = refuse_full_subject(access, stats, ticket, credential)
     {
-        log::debug!(subject = &*subject; "hub: refused: the subject has {max} connections open");
-        count_refusal(stats, Refusal::TooManyConnections);
-        return Refusal::TooManyConnections.route();
+        return refused;
     }
     // A socket that authenticates with its first message names its
     // subject then: the backend is asked about that subject, after the
