@@ -8,7 +8,10 @@
 //! ([`action`]), and the start and join of a bridge's threads
 //! ([`Threads`]); a bridge's lifecycle as a node drives it
 //! ([`BusBridge`]); and what nodes exchange besides events, in one
-//! encoding ([`wire`]). See the README for an example.
+//! encoding ([`wire`]). With the feature `runtime`, [`runtime`]: the
+//! one bridge of the buses whose client runs on a tokio runtime of its
+//! own (NATS, RabbitMQ), over what each implements of its broker. See
+//! the README for an example.
 //!
 //! The layers: `tether-hub` (the broker contract) below this crate, the
 //! bridges above it; the core crates never depend on it.
@@ -26,6 +29,8 @@ mod broker;
 mod control;
 mod counters;
 mod limits;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 mod threads;
 pub mod wire;
 

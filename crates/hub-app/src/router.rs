@@ -223,34 +223,12 @@ fn multiplexed_route(
     seen: &Seen<'_>,
     found: &Found,
 ) -> Route<HubRoute> {
-    if seen.ticket.is_some() {
-        return Refusal::MultiplexedTicket.route();
-    }
-    let presented = seen.presented;
-    // Who a request without credentials is, the backend's connect hook
-    // says, as for a per-topic socket (with no topic: the socket names
-    // its topics later, each asked about as the namespace says); routed
-    // again with its answer standing for the credential.
-    if access.settings().backend_for(Hook::Connect).is_some()
-        && access.presents_nothing(request, None, presented)
-    {
-        return HubRoute::Decide.route();
-    }
-    let credential = found
-        .verified
-        .get_or_init(|| access.credential(request, presented, access.unix_secs(Instant::now())));
-    if let Err(refusal) = credential {
-        count_refusal(stats, *refusal);
-        return refusal.route();
-    }
-    if let Some(max) = access.settings().max_connections_per_subject
-        && let Some(subject) = access
-            .subject_of(None, || credential)
-            .filter(|subject| access.connections.is_full(subject, max))
-    {
-        log::debug!(subject = &*subject; "hub: refused: the subject has {max} connections open");
-        count_refusal(stats, Refusal::TooManyConnections);
-        return Refusal::TooManyConnections.route();
+    let credential = match admit_caller(access, stats, request, seen, found, Refusal::MultiplexedTicket) {
+        Ok(credential) => credential,
+        Err(route) => return route,
+    };
+    if let Some(refused) = refuse_full_subject(access, stats, None, || credential) {
+        return refused;
     }
     HubRoute::Multiplexed.route()
 }
@@ -274,23 +252,64 @@ fn rpc_route(
     if request.method() != "POST" {
         return Refusal::OnlyPost.route();
     }
+    if let Err(route) = admit_caller(access, stats, request, seen, found, Refusal::RpcTicket) {
+        return route;
+    }
+    HubRoute::Rpc.route()
+}
+
+/// The steps of a request that names no topic and comes as one caller
+/// (`GET /ws`, `POST /rpc`): a ticket refused with `ticket_refusal` (a
+/// ticket is one topic's subscription, not a caller's); none presented
+/// at all, with a connect hook, the backend asked who it is first (the
+/// request routed again with its answer standing for the credential,
+/// and with no topic: the caller names its topics later, each asked
+/// about as the namespace says); else its credential verified now, one
+/// that does not verify or is revoked refused (401) and counted. `Ok`:
+/// the credential verified, for what the route checks next.
+fn admit_caller<'f>(
+    access: &Access,
+    stats: &HubStats,
+    request: &Request<'_>,
+    seen: &Seen<'_>,
+    found: &'f Found,
+    ticket_refusal: Refusal,
+) -> Result<&'f Result<Credential, Refusal>, Route<HubRoute>> {
     if seen.ticket.is_some() {
-        return Refusal::RpcTicket.route();
+        return Err(ticket_refusal.route());
     }
     let presented = seen.presented;
     if access.settings().backend_for(Hook::Connect).is_some()
         && access.presents_nothing(request, None, presented)
     {
-        return HubRoute::Decide.route();
+        return Err(HubRoute::Decide.route());
     }
     let credential = found
         .verified
         .get_or_init(|| access.credential(request, presented, access.unix_secs(Instant::now())));
     if let Err(refusal) = credential {
         count_refusal(stats, *refusal);
-        return refusal.route();
+        return Err(refusal.route());
     }
-    HubRoute::Rpc.route()
+    Ok(credential)
+}
+
+/// The refusal (429, counted) of a request whose subject (its ticket's,
+/// or its credential's) has as many connections open as it may, if it
+/// has.
+fn refuse_full_subject<'a>(
+    access: &Access,
+    stats: &HubStats,
+    ticket: Option<&str>,
+    credential: impl FnOnce() -> &'a Result<Credential, Refusal>,
+) -> Option<Route<HubRoute>> {
+    let max = access.settings().max_connections_per_subject?;
+    let subject = access
+        .subject_of(ticket, credential)
+        .filter(|subject| access.connections.is_full(subject, max))?;
+    log::debug!(subject = &*subject; "hub: refused: the subject has {max} connections open");
+    count_refusal(stats, Refusal::TooManyConnections);
+    Some(Refusal::TooManyConnections.route())
 }
 
 /// The path of the multi-topic event stream (`?topic=A&topic=B`).
@@ -345,13 +364,9 @@ fn multi_topic_route(
         return refuse(refusal);
     }
     if route == HubRoute::MultiEvents
-        && let Some(max) = settings.max_connections_per_subject
-        && let Some(subject) = access
-            .subject_of(None, || &credential)
-            .filter(|subject| access.connections.is_full(subject, max))
+        && let Some(refused) = refuse_full_subject(access, stats, None, || &credential)
     {
-        log::debug!(subject = &*subject; "hub: refused: the subject has {max} connections open");
-        return refuse(Refusal::TooManyConnections);
+        return refused;
     }
     let mut first_refusal = None;
     for topic in &listed.topics {
@@ -420,14 +435,9 @@ fn subscribe_route<'a>(
         }
     };
     if matches!(endpoint, Endpoint::Events | Endpoint::WebSocket)
-        && let Some(max) = settings.max_connections_per_subject
-        && let Some(subject) = access
-            .subject_of(ticket, credential)
-            .filter(|subject| access.connections.is_full(subject, max))
+        && let Some(refused) = refuse_full_subject(access, stats, ticket, credential)
     {
-        log::debug!(subject = &*subject; "hub: refused: the subject has {max} connections open");
-        count_refusal(stats, Refusal::TooManyConnections);
-        return Refusal::TooManyConnections.route();
+        return refused;
     }
     // A socket that authenticates with its first message names its
     // subject then: the backend is asked about that subject, after the

@@ -8,30 +8,23 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
-use tether_backoff::Backoff;
 use tether_hub::HubMessage;
 use tokio::sync::{Semaphore, mpsc, watch};
 
+use crate::NatsBus;
 use crate::limits::Limits;
 use crate::presence::Presence;
-use crate::shared::{NatsBus, Post};
+use crate::shared::Post;
 
 /// The header that carries an event's type, when it is not `message`.
 pub(crate) const EVENT_HEADER: &str = "Tether-Event";
 /// The header that carries an event's publish key.
 pub(crate) const KEY_HEADER: &str = "Tether-Key";
 
-/// The reconnection backoff: 100 ms doubling to 5 s, each delay drawn
-/// from its upper half (as the Redis bridge's).
-pub(crate) fn backoff() -> Backoff {
-    Backoff::new()
-        .initial(Duration::from_millis(100))
-        .max(Duration::from_secs(5))
-        .jitter(0.5)
-}
+/// The reconnection backoff every bus on a tokio runtime uses.
+pub(crate) use tether_bus::runtime::reconnect_backoff as backoff;
 
 /// The consumers the bridge's stream allows, when the bridge makes it:
 /// each node has one for its live events and one for each topic whose

@@ -69,10 +69,7 @@ impl NatsConfig {
     /// (the largest of its namespaces' too), so that what JetStream keeps
     /// is what a subscriber may replay.
     pub fn backlog(mut self, hub: &tether_hub::Config) -> NatsConfig {
-        let events = hub.namespaces.iter().map(|n| n.max_backlog_events);
-        let bytes = hub.namespaces.iter().map(|n| n.max_backlog_bytes);
-        self.history_events = events.fold(hub.max_backlog_events, usize::max);
-        self.history_bytes = bytes.fold(hub.max_backlog_bytes, usize::max);
+        (self.history_events, self.history_bytes) = tether_bus::runtime::backlog_bounds(hub);
         self
     }
 
@@ -106,20 +103,10 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Whether `prefix` is tokens of `[A-Za-z0-9_-]` joined by single dots.
-pub(crate) fn is_valid_prefix(prefix: &str) -> bool {
-    !prefix.is_empty()
-        && prefix.len() <= 64
-        && prefix.split('.').all(|token| {
-            !token.is_empty()
-                && token
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        })
-}
-
 #[cfg(test)]
 mod tests {
+    use tether_bus::runtime::is_valid_prefix;
+
     use super::*;
 
     #[test]

@@ -39,7 +39,6 @@ struct ReadmeExamples;
 mod bridge;
 mod config;
 mod control;
-mod error;
 mod limits;
 mod limits_sync;
 mod presence;
@@ -50,23 +49,25 @@ mod shared;
 mod subject;
 mod topic;
 
-use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
-use tether_bus::{BusBroker, Threads};
-use tether_hub::{HubMessage, NodeLimits, Publish};
+use tether_bus::BusBroker;
+use tether_bus::runtime::{Backend, RuntimeBridge, RuntimeBus, Settings, Stats};
+use tether_hub::Publish;
 use tokio::sync::mpsc;
 
 pub use config::NatsConfig;
-pub use error::Error;
-pub use shared::{NatsBus, Status};
+pub use shared::{NatsCounters, Status};
 pub use subject::subject_of;
+pub use tether_bus::runtime::{Error, ErrorKind};
 pub use tether_bus::{LIMITS_PERIOD, Revoker};
 
-use shared::{Control, Post, SharedLimits, Stats};
+use shared::{Control, Post};
 
 /// The bridge between a tether server's hub and NATS JetStream: its
-/// settings, its thread, and the brokers of the event loops.
+/// settings, its thread, and the brokers of the event loops (the bridge
+/// every bus on a tokio runtime of its own shares, over [`Nats`]).
 ///
 /// Make it ([`NatsBridge::new`]), give each event loop a
 /// [`NatsBridge::broker`], then [`NatsBridge::start`] it with a way to
@@ -89,166 +90,76 @@ use shared::{Control, Post, SharedLimits, Stats};
 /// assert!(NatsBridge::new(config).is_err());
 /// # Ok::<(), tether_nats::Error>(())
 /// ```
-pub struct NatsBridge {
-    shared: Arc<NatsBus>,
-    thread: Threads<Receivers>,
-}
+///
+/// [`NatsBridge::share_limits`] shares this node's connection counts per
+/// subject and its revocations with the other nodes through two
+/// JetStream key-value buckets (`STREAM_conns`, `STREAM_revoked`; the
+/// latter needs NATS 2.11 or later, for its per-message times to live):
+///
+/// ```
+/// # use std::collections::HashMap;
+/// # use std::sync::Arc;
+/// use tether_hub::NodeLimits;
+/// use tether_nats::{NatsBridge, NatsConfig};
+///
+/// struct Alone;
+/// impl NodeLimits for Alone {
+///     fn connections_here(&self) -> Vec<(Arc<str>, usize)> { Vec::new() }
+///     fn set_connections_elsewhere(&self, _: HashMap<Arc<str>, usize>) {}
+///     fn revoked(&self, _: Vec<(String, u64)>) {}
+/// }
+///
+/// let bridge = NatsBridge::new(NatsConfig::new("nats://127.0.0.1:4222"))?;
+/// let revoker = bridge.share_limits(Arc::new(Alone));
+/// // Written once the bridge is started and connected.
+/// revoker.revoke(vec![("jti:abc".into(), 1_900_000_000)]);
+/// # Ok::<(), tether_nats::Error>(())
+/// ```
+pub type NatsBridge = RuntimeBridge<Nats>;
 
-/// The thread's ends of its channels, until it starts.
-type Receivers = (mpsc::Receiver<Publish>, mpsc::UnboundedReceiver<Control>);
+/// What the loops' brokers and the bridge's thread share: the bus behind
+/// every [`NatsBroker`] (made by [`NatsBridge`]).
+pub type NatsBus = RuntimeBus<Nats>;
 
-impl fmt::Debug for NatsBridge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NatsBridge")
-            .field("server", &self.shared.config.server())
-            .field("status", &self.status())
-            .finish_non_exhaustive()
+/// NATS JetStream, as the one bridge of the buses on a tokio runtime
+/// runs it: its settings' checks, its status, and the thread's work
+/// ([`crate::runtime`]).
+#[derive(Debug)]
+pub enum Nats {}
+
+impl Backend for Nats {
+    const KIND: &'static str = "nats";
+    type Config = NatsConfig;
+    type Counters = NatsCounters;
+    type Status = Status;
+
+    fn settings(config: &NatsConfig) -> Settings<'_> {
+        Settings {
+            prefix: &config.prefix,
+            max_queued_publishes: config.max_queued_publishes,
+            presence_ttl: config.presence_ttl,
+            request_timeout: config.request_timeout,
+        }
     }
-}
 
-impl NatsBridge {
-    /// A bridge with these settings; nothing connects before
-    /// [`NatsBridge::start`].
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidConfig`].
-    pub fn new(config: NatsConfig) -> Result<NatsBridge, Error> {
+    fn check(config: &NatsConfig) -> Result<(), &'static str> {
         if runtime::servers(&config.url).is_err()
             || !config.url.split(',').all(|u| u.trim().starts_with("nats://"))
         {
-            return Err(Error::InvalidConfig(
-                "the URL must be nats://HOST:PORT[,nats://HOST:PORT...]",
-            ));
+            return Err("the URL must be nats://HOST:PORT[,nats://HOST:PORT...]");
         }
-        if !config::is_valid_prefix(&config.prefix) {
-            return Err(Error::InvalidConfig(
-                "the prefix must be tokens of letters, digits, _ and - joined by dots",
-            ));
-        }
-        if config.max_queued_publishes == 0 {
-            return Err(Error::InvalidConfig("max_queued_publishes must be at least 1"));
-        }
-        if config.presence_ttl < std::time::Duration::from_millis(100) {
-            return Err(Error::InvalidConfig("presence_ttl must be at least 100 ms"));
-        }
-        if config.request_timeout.is_zero() {
-            return Err(Error::InvalidConfig("request_timeout must be more than zero"));
-        }
-        let (publish_tx, publish_rx) = mpsc::channel(config.max_queued_publishes);
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
-        Ok(NatsBridge {
-            shared: Arc::new(NatsBus {
-                config,
-                publish_tx,
-                control_tx,
-                stats: Stats::default(),
-            }),
-            thread: Threads::new("nats", (publish_rx, control_rx)),
-        })
+        Ok(())
     }
 
-    /// The settings.
-    pub fn config(&self) -> &NatsConfig {
-        &self.shared.config
+    fn status(stats: &Stats<Nats>) -> Status {
+        Status::of(stats)
     }
 
-    /// A broker for one event loop (make one per loop).
-    pub fn broker(&self) -> NatsBroker {
-        BusBroker::new(self.shared.clone())
+    fn write_metrics(status: &Status, out: &mut String) {
+        status.write_metrics(out);
     }
 
-    /// Starts the bridge's thread. `post(loop, message)` hands a message
-    /// to an event loop and wakes it (with tether-server:
-    /// `move |to, m| poster.post(to, m)`); messages posted by one thread
-    /// to one loop must arrive in order.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::AlreadyStarted`], [`Error::Spawn`].
-    pub fn start(&self, post: impl Fn(usize, HubMessage) + Send + Sync + 'static) -> Result<(), Error> {
-        let Some((publish_rx, control_rx)) = self.thread.take() else {
-            return Err(Error::AlreadyStarted);
-        };
-        let post: Post = Arc::new(post);
-        let shared = self.shared.clone();
-        self.thread
-            .spawn("tether-nats", move || {
-                runtime::run(shared, post, publish_rx, control_rx)
-            })
-            .map_err(Error::Spawn)
-    }
-
-    /// The connection and counters now.
-    pub fn status(&self) -> Status {
-        self.shared.stats.status()
-    }
-
-    /// Shares this node's connection counts per subject and its
-    /// revocations with the other nodes, through two JetStream key-value
-    /// buckets (`STREAM_conns`, `STREAM_revoked`; the latter needs NATS
-    /// 2.11 or later, for its per-message times to live), from the
-    /// bridge's thread, every [`LIMITS_PERIOD`]: `limits` is told the
-    /// others' counts, and every revocation when they change (all of
-    /// them once connected). The [`Revoker`] adds revocations for every
-    /// node. Call it before or after [`NatsBridge::start`]; a second call
-    /// replaces `limits`.
-    ///
-    /// ```
-    /// # use std::collections::HashMap;
-    /// # use std::sync::Arc;
-    /// use tether_hub::NodeLimits;
-    /// use tether_nats::{NatsBridge, NatsConfig};
-    ///
-    /// struct Alone;
-    /// impl NodeLimits for Alone {
-    ///     fn connections_here(&self) -> Vec<(Arc<str>, usize)> { Vec::new() }
-    ///     fn set_connections_elsewhere(&self, _: HashMap<Arc<str>, usize>) {}
-    ///     fn revoked(&self, _: Vec<(String, u64)>) {}
-    /// }
-    ///
-    /// let bridge = NatsBridge::new(NatsConfig::new("nats://127.0.0.1:4222"))?;
-    /// let revoker = bridge.share_limits(Arc::new(Alone));
-    /// // Written once the bridge is started and connected.
-    /// revoker.revoke(vec![("jti:abc".into(), 1_900_000_000)]);
-    /// # Ok::<(), tether_nats::Error>(())
-    /// ```
-    pub fn share_limits(&self, limits: Arc<dyn NodeLimits>) -> Revoker {
-        let _ = self.shared.control_tx.send(Control::Limits(SharedLimits(limits)));
-        Revoker::new(self.shared.clone())
-    }
-
-    /// Stops the thread (publishes still queued are refused, those sent
-    /// are answered or time out, at most
-    /// [`NatsConfig::request_timeout`]) and waits for it. The brokers
-    /// report [`BrokerState::Down`](tether_hub::BrokerState::Down) from
-    /// then on and refuse publishes.
-    pub fn shutdown(&self) {
-        self.shared.stats.stop();
-        let _ = self.shared.control_tx.send(Control::Stop);
-        self.thread.join();
-    }
-}
-
-impl tether_bus::BusBridge for NatsBridge {
-    fn broker(&self) -> Box<dyn tether_hub::Broker + Send> {
-        Box::new(NatsBridge::broker(self))
-    }
-
-    fn start(&self, post: Post) -> std::io::Result<()> {
-        NatsBridge::start(self, move |to, message| post(to, message)).map_err(std::io::Error::other)
-    }
-
-    fn share_limits(&self, limits: Arc<dyn NodeLimits>) -> Revoker {
-        NatsBridge::share_limits(self, limits)
-    }
-
-    fn shutdown(&self) {
-        NatsBridge::shutdown(self);
-    }
-
-    fn describe(&self) -> String {
-        let config = self.config();
+    fn describe(config: &NatsConfig) -> String {
         format!(
             "NATS JetStream at {} (stream {}, subjects {}.topic.TOPIC)",
             config.server(),
@@ -256,11 +167,14 @@ impl tether_bus::BusBridge for NatsBridge {
             config.prefix,
         )
     }
-}
 
-impl Drop for NatsBridge {
-    fn drop(&mut self) {
-        self.shutdown();
+    fn run(
+        shared: Arc<NatsBus>,
+        post: Post,
+        publishes: mpsc::Receiver<Publish>,
+        control: mpsc::UnboundedReceiver<Control>,
+    ) -> impl Future<Output = ()> {
+        runtime::main(shared, post, publishes, control)
     }
 }
 

@@ -20,6 +20,7 @@ use tether_hub::{
 };
 use tokio::sync::{Semaphore, mpsc, watch};
 
+use crate::NatsBus;
 use crate::bridge::{
     Bridge, EVENT_HEADER, KEY_HEADER, LOADS_AT_ONCE, MAX_CONSUMERS, TopicCmd, TopicEntry, backoff,
 };
@@ -27,7 +28,7 @@ use crate::control;
 use crate::limits::{LIMITS_PERIOD, Limits};
 use crate::presence::{Presence, random_node};
 use crate::reader;
-use crate::shared::{Control, NatsBus, Post, add};
+use crate::shared::{Control, Post, add};
 use crate::subject::{all_topics, message_id, subject_of};
 use crate::topic;
 
@@ -291,26 +292,8 @@ impl Bridge {
     }
 }
 
-/// The thread's body: builds the runtime and runs the bridge until
-/// [`Control::Stop`].
-pub(crate) fn run(
-    shared: Arc<NatsBus>,
-    post: Post,
-    publishes: mpsc::Receiver<Publish>,
-    control: mpsc::UnboundedReceiver<Control>,
-) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            log::error!("nats: cannot start the bridge's runtime: {e}");
-            return;
-        }
-    };
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, main(shared, post, publishes, control));
-}
-
-async fn main(
+/// The thread's work, on its runtime, until [`Control::Stop`].
+pub(crate) async fn main(
     shared: Arc<NatsBus>,
     post: Post,
     mut publishes: mpsc::Receiver<Publish>,

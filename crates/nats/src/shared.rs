@@ -1,105 +1,41 @@
-//! What the loops' brokers and the bridge's thread share: the settings,
-//! the channels to the thread, and the counters behind the status and the
-//! metrics (atomics, never locks; those every bus keeps are
-//! `tether_bus::Counters`).
+//! The bridge's status and metrics, from its counters (atomics, never
+//! locks; those every bus keeps are `tether_bus::Counters`, NATS's own
+//! [`NatsCounters`]), and what the bridge's tasks take from `tether-bus`.
 
-use std::fmt::{self, Write as _};
-use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tether_bus::{Bus, Counters};
 pub(crate) use tether_bus::{Control, Post, SharedLimits, add};
-use tether_hub::{BrokerState, Publish};
-use tokio::sync::mpsc;
+use tether_hub::BrokerState;
 
-use crate::config::NatsConfig;
+use crate::Nats;
 
-/// What the loops' brokers and the bridge's thread share: the bus behind
-/// every [`crate::NatsBroker`] (made by [`crate::NatsBridge`]).
-pub struct NatsBus {
-    pub(crate) config: NatsConfig,
-    pub(crate) publish_tx: mpsc::Sender<Publish>,
-    pub(crate) control_tx: mpsc::UnboundedSender<Control>,
-    pub(crate) stats: Stats,
-}
-
-impl fmt::Debug for NatsBus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NatsBus")
-            .field("server", &self.config.server())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Bus for NatsBus {
-    const KIND: &'static str = "nats";
-    type Status = Status;
-
-    fn counters(&self) -> &Counters {
-        &self.stats.bus
-    }
-
-    fn connected(&self) -> bool {
-        self.stats.up.load(Ordering::Acquire)
-    }
-
-    fn publishing(&self) -> bool {
-        self.connected()
-    }
-
-    fn try_publish(&self, publish: Publish) -> bool {
-        self.publish_tx.try_send(publish).is_ok()
-    }
-
-    fn control(&self, message: Control) {
-        let _ = self.control_tx.send(message);
-    }
-
-    fn status(&self) -> Status {
-        self.stats.status()
-    }
-
-    fn write_metrics(&self, out: &mut String) {
-        self.stats.status().write_metrics(out);
-    }
-}
-
-/// The counters: those every bus keeps, and NATS's own.
+/// The counters only NATS's bridge keeps, beside those every bus keeps.
 #[derive(Debug, Default)]
-pub(crate) struct Stats {
-    /// Those every bus keeps (reached through `Deref`).
-    pub(crate) bus: Counters,
-    /// Connected to NATS with the stream found (or made).
-    pub(crate) up: AtomicBool,
+pub struct NatsCounters {
+    /// Checks of a topic's continuity made because the node's reader was
+    /// far behind.
     pub(crate) behind_checks: AtomicU64,
 }
 
-impl Deref for Stats {
-    type Target = Counters;
+/// The counters of the bridge ([`tether_bus::runtime::Stats`] over NATS).
+pub(crate) type Stats = tether_bus::runtime::Stats<Nats>;
 
-    fn deref(&self) -> &Counters {
-        &self.bus
-    }
-}
-
-impl Stats {
-    pub(crate) fn state(&self) -> BrokerState {
-        self.bus.state(self.up.load(Ordering::Acquire))
-    }
-
-    pub(crate) fn status(&self) -> Status {
+impl Status {
+    /// The status the counters give now.
+    pub(crate) fn of(stats: &Stats) -> Status {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Status {
-            state: self.state(),
-            reconnects: get(&self.reconnects),
-            errors: get(&self.errors),
-            resyncs: get(&self.resyncs),
-            events_added: get(&self.added),
-            duplicates: get(&self.duplicates),
-            publishes_refused: get(&self.refused),
-            events_read: get(&self.read),
-            followed_topics: get(&self.followed),
-            behind_checks: get(&self.behind_checks),
+            state: stats.state(),
+            reconnects: get(&stats.reconnects),
+            errors: get(&stats.errors),
+            resyncs: get(&stats.resyncs),
+            events_added: get(&stats.added),
+            duplicates: get(&stats.duplicates),
+            publishes_refused: get(&stats.refused),
+            events_read: get(&stats.read),
+            followed_topics: get(&stats.followed),
+            behind_checks: get(&stats.own.behind_checks),
         }
     }
 }

@@ -113,7 +113,7 @@ pub(crate) async fn follow(
                     let seq = message.info().map_or(0, |info| info.stream_sequence);
                     let check = seq > checked && seq > replica.last_seq;
                     if check {
-                        add(&bridge.shared.stats.behind_checks, 1);
+                        add(&bridge.shared.stats.own.behind_checks, 1);
                     }
                     check
                 }

@@ -8,17 +8,16 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection};
-use tether_backoff::Backoff;
 use tether_hub::{HistoryQuery, HubMessage, Publish, ReplyTo};
 use tokio::sync::{Semaphore, mpsc, watch};
 
+use crate::RabbitBus;
 use crate::limits::Limits;
 use crate::presence::Presence;
-use crate::shared::{Post, RabbitBus};
+use crate::shared::Post;
 
 /// The header that carries an event's type, when it is not `message`.
 pub(crate) const EVENT_HEADER: &str = "tether-event";
@@ -30,14 +29,8 @@ pub(crate) const MARKER_HEADER: &str = "tether-marker";
 /// The header of a delivery's stream offset (set by the broker).
 pub(crate) const OFFSET_HEADER: &str = "x-stream-offset";
 
-/// The reconnection backoff: 100 ms doubling to 5 s, each delay drawn
-/// from its upper half (as the other buses').
-pub(crate) fn backoff() -> Backoff {
-    Backoff::new()
-        .initial(Duration::from_millis(100))
-        .max(Duration::from_secs(5))
-        .jitter(0.5)
-}
+/// The reconnection backoff every bus on a tokio runtime uses.
+pub(crate) use tether_bus::runtime::reconnect_backoff as backoff;
 
 /// Topics whose stream is opened (declared, its end found, its backlog
 /// read) at once at most: a node that follows thousands at once would

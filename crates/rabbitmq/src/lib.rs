@@ -38,7 +38,6 @@ struct ReadmeExamples;
 
 mod bridge;
 mod config;
-mod error;
 mod limits;
 mod link;
 mod presence;
@@ -48,22 +47,24 @@ mod shared;
 mod stream;
 mod topic;
 
-use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
-use tether_bus::{BusBroker, Threads};
-use tether_hub::{HubMessage, NodeLimits, Publish};
+use tether_bus::BusBroker;
+use tether_bus::runtime::{Backend, RuntimeBridge, RuntimeBus, Settings, Stats};
+use tether_hub::Publish;
 use tokio::sync::mpsc;
 
 pub use config::RabbitConfig;
-pub use error::Error;
-pub use shared::{RabbitBus, Status};
+pub use shared::Status;
+pub use tether_bus::runtime::{Error, ErrorKind};
 pub use tether_bus::{LIMITS_PERIOD, Revoker};
 
-use shared::{Control, Post, SharedLimits, Stats};
+use shared::{Control, Post};
 
 /// The bridge between a tether server's hub and RabbitMQ streams: its
-/// settings, its thread, and the brokers of the event loops.
+/// settings, its thread, and the brokers of the event loops (the bridge
+/// every bus on a tokio runtime of its own shares, over [`RabbitMq`]).
 ///
 /// Make it ([`RabbitBridge::new`]), give each event loop a
 /// [`RabbitBridge::broker`], then [`RabbitBridge::start`] it with a way to
@@ -86,180 +87,90 @@ use shared::{Control, Post, SharedLimits, Stats};
 /// assert!(RabbitBridge::new(config).is_err());
 /// # Ok::<(), tether_rabbitmq::Error>(())
 /// ```
-pub struct RabbitBridge {
-    shared: Arc<RabbitBus>,
-    thread: Threads<Receivers>,
-}
+///
+/// [`RabbitBridge::share_limits`] shares this node's connection counts
+/// per subject (over the control exchange) and its revocations (in the
+/// stream `PREFIX.revoked`) with the other nodes:
+///
+/// ```
+/// # use std::collections::HashMap;
+/// # use std::sync::Arc;
+/// use tether_hub::NodeLimits;
+/// use tether_rabbitmq::{RabbitBridge, RabbitConfig};
+///
+/// struct Alone;
+/// impl NodeLimits for Alone {
+///     fn connections_here(&self) -> Vec<(Arc<str>, usize)> { Vec::new() }
+///     fn set_connections_elsewhere(&self, _: HashMap<Arc<str>, usize>) {}
+///     fn revoked(&self, _: Vec<(String, u64)>) {}
+/// }
+///
+/// let bridge = RabbitBridge::new(RabbitConfig::new("amqp://127.0.0.1:5672/%2f"))?;
+/// let revoker = bridge.share_limits(Arc::new(Alone));
+/// // Written once the bridge is started and connected.
+/// revoker.revoke(vec![("jti:abc".into(), 1_900_000_000)]);
+/// # Ok::<(), tether_rabbitmq::Error>(())
+/// ```
+pub type RabbitBridge = RuntimeBridge<RabbitMq>;
 
-/// The thread's ends of its channels, until it starts.
-type Receivers = (mpsc::Receiver<Publish>, mpsc::UnboundedReceiver<Control>);
+/// What the loops' brokers and the bridge's thread share: the bus behind
+/// every [`RabbitBroker`] (made by [`RabbitBridge`]).
+pub type RabbitBus = RuntimeBus<RabbitMq>;
 
-impl fmt::Debug for RabbitBridge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RabbitBridge")
-            .field("server", &self.shared.config.server())
-            .field("status", &self.status())
-            .finish_non_exhaustive()
+/// RabbitMQ streams, as the one bridge of the buses on a tokio runtime
+/// runs them: its settings' checks, its status, and the thread's work
+/// ([`crate::runtime`]).
+#[derive(Debug)]
+pub enum RabbitMq {}
+
+impl Backend for RabbitMq {
+    const KIND: &'static str = "rabbitmq";
+    type Config = RabbitConfig;
+    type Counters = ();
+    type Status = Status;
+
+    fn settings(config: &RabbitConfig) -> Settings<'_> {
+        Settings {
+            prefix: &config.prefix,
+            max_queued_publishes: config.max_queued_publishes,
+            presence_ttl: config.presence_ttl,
+            request_timeout: config.request_timeout,
+        }
     }
-}
 
-impl RabbitBridge {
-    /// A bridge with these settings; nothing connects before
-    /// [`RabbitBridge::start`].
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidConfig`].
-    pub fn new(config: RabbitConfig) -> Result<RabbitBridge, Error> {
+    fn check(config: &RabbitConfig) -> Result<(), &'static str> {
         if !config.url.starts_with("amqp://") || config.url.parse::<lapin::uri::AMQPUri>().is_err() {
-            return Err(Error::InvalidConfig(
-                "the URL must be amqp://[USER:PASS@]HOST[:PORT][/VHOST]",
-            ));
+            return Err("the URL must be amqp://[USER:PASS@]HOST[:PORT][/VHOST]");
         }
         if config.history_events == 0 || config.segment_bytes == 0 || config.stream_max_bytes == 0 {
-            return Err(Error::InvalidConfig(
-                "history_events, segment_bytes and stream_max_bytes must be at least 1",
-            ));
+            return Err("history_events, segment_bytes and stream_max_bytes must be at least 1");
         }
-        if !config::is_valid_prefix(&config.prefix) {
-            return Err(Error::InvalidConfig(
-                "the prefix must be tokens of letters, digits, _ and - joined by dots",
-            ));
-        }
-        if config.max_queued_publishes == 0 {
-            return Err(Error::InvalidConfig("max_queued_publishes must be at least 1"));
-        }
-        if config.presence_ttl < std::time::Duration::from_millis(100) {
-            return Err(Error::InvalidConfig("presence_ttl must be at least 100 ms"));
-        }
-        if config.request_timeout.is_zero() {
-            return Err(Error::InvalidConfig("request_timeout must be more than zero"));
-        }
-        let (publish_tx, publish_rx) = mpsc::channel(config.max_queued_publishes);
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
-        Ok(RabbitBridge {
-            shared: Arc::new(RabbitBus {
-                config,
-                publish_tx,
-                control_tx,
-                stats: Stats::default(),
-                last_error: std::sync::Mutex::new(None),
-            }),
-            thread: Threads::new("rabbitmq", (publish_rx, control_rx)),
-        })
+        Ok(())
     }
 
-    /// The settings.
-    pub fn config(&self) -> &RabbitConfig {
-        &self.shared.config
+    fn status(stats: &Stats<RabbitMq>) -> Status {
+        Status::of(stats)
     }
 
-    /// A broker for one event loop (make one per loop).
-    pub fn broker(&self) -> RabbitBroker {
-        BusBroker::new(self.shared.clone())
+    fn write_metrics(status: &Status, out: &mut String) {
+        status.write_metrics(out);
     }
 
-    /// Starts the bridge's thread. `post(loop, message)` hands a message
-    /// to an event loop and wakes it (with tether-server:
-    /// `move |to, m| poster.post(to, m)`); messages posted by one thread
-    /// to one loop must arrive in order.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::AlreadyStarted`], [`Error::Spawn`].
-    pub fn start(&self, post: impl Fn(usize, HubMessage) + Send + Sync + 'static) -> Result<(), Error> {
-        let Some((publish_rx, control_rx)) = self.thread.take() else {
-            return Err(Error::AlreadyStarted);
-        };
-        let post: Post = Arc::new(post);
-        let shared = self.shared.clone();
-        self.thread
-            .spawn("tether-rabbitmq", move || {
-                runtime::run(shared, post, publish_rx, control_rx)
-            })
-            .map_err(Error::Spawn)
-    }
-
-    /// The connection and counters now.
-    pub fn status(&self) -> Status {
-        self.shared.stats.status()
-    }
-
-    /// Shares this node's connection counts per subject and its
-    /// revocations with the other nodes (the counts over the control
-    /// exchange, the revocations in the stream `PREFIX.revoked`), from
-    /// the bridge's thread, every [`LIMITS_PERIOD`]: `limits` is told the
-    /// others' counts, and every revocation when they change (all of
-    /// them once connected). The [`Revoker`] adds revocations for every
-    /// node. Call it before or after [`RabbitBridge::start`]; a second call
-    /// replaces `limits`.
-    ///
-    /// ```
-    /// # use std::collections::HashMap;
-    /// # use std::sync::Arc;
-    /// use tether_hub::NodeLimits;
-    /// use tether_rabbitmq::{RabbitBridge, RabbitConfig};
-    ///
-    /// struct Alone;
-    /// impl NodeLimits for Alone {
-    ///     fn connections_here(&self) -> Vec<(Arc<str>, usize)> { Vec::new() }
-    ///     fn set_connections_elsewhere(&self, _: HashMap<Arc<str>, usize>) {}
-    ///     fn revoked(&self, _: Vec<(String, u64)>) {}
-    /// }
-    ///
-    /// let bridge = RabbitBridge::new(RabbitConfig::new("amqp://127.0.0.1:5672/%2f"))?;
-    /// let revoker = bridge.share_limits(Arc::new(Alone));
-    /// // Written once the bridge is started and connected.
-    /// revoker.revoke(vec![("jti:abc".into(), 1_900_000_000)]);
-    /// # Ok::<(), tether_rabbitmq::Error>(())
-    /// ```
-    pub fn share_limits(&self, limits: Arc<dyn NodeLimits>) -> Revoker {
-        let _ = self.shared.control_tx.send(Control::Limits(SharedLimits(limits)));
-        Revoker::new(self.shared.clone())
-    }
-
-    /// Stops the thread (publishes still queued are refused, those sent
-    /// are answered or time out, at most
-    /// [`RabbitConfig::request_timeout`]) and waits for it. The brokers
-    /// report [`BrokerState::Down`](tether_hub::BrokerState::Down) from
-    /// then on and refuse publishes.
-    pub fn shutdown(&self) {
-        self.shared.stats.stop();
-        let _ = self.shared.control_tx.send(Control::Stop);
-        self.thread.join();
-    }
-}
-
-impl tether_bus::BusBridge for RabbitBridge {
-    fn broker(&self) -> Box<dyn tether_hub::Broker + Send> {
-        Box::new(RabbitBridge::broker(self))
-    }
-
-    fn start(&self, post: Post) -> std::io::Result<()> {
-        RabbitBridge::start(self, move |to, message| post(to, message)).map_err(std::io::Error::other)
-    }
-
-    fn share_limits(&self, limits: Arc<dyn NodeLimits>) -> Revoker {
-        RabbitBridge::share_limits(self, limits)
-    }
-
-    fn shutdown(&self) {
-        RabbitBridge::shutdown(self);
-    }
-
-    fn describe(&self) -> String {
-        let config = self.config();
+    fn describe(config: &RabbitConfig) -> String {
         format!(
             "RabbitMQ streams at {} (a stream per topic, {}.topic.TOPIC)",
             config.server(),
             config.prefix,
         )
     }
-}
 
-impl Drop for RabbitBridge {
-    fn drop(&mut self) {
-        self.shutdown();
+    fn run(
+        shared: Arc<RabbitBus>,
+        post: Post,
+        publishes: mpsc::Receiver<Publish>,
+        control: mpsc::UnboundedReceiver<Control>,
+    ) -> impl Future<Output = ()> {
+        runtime::main(shared, post, publishes, control)
     }
 }
 

@@ -14,10 +14,11 @@ use tether_hub::{Error as HubError, HubMessage, Publish};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
+use crate::RabbitBus;
 use crate::bridge::{Bridge, OPENS_AT_ONCE, TopicCmd, TopicEntry};
 use crate::limits::{LIMITS_PERIOD, Limits};
 use crate::presence::Presence;
-use crate::shared::{Control, Post, RabbitBus, add};
+use crate::shared::{Control, Post, add};
 use crate::{link, topic};
 
 /// A random name for this node.
@@ -56,26 +57,8 @@ impl Bridge {
     }
 }
 
-/// The thread's body: builds the runtime and runs the bridge until
-/// [`Control::Stop`].
-pub(crate) fn run(
-    shared: Arc<RabbitBus>,
-    post: Post,
-    publishes: mpsc::Receiver<Publish>,
-    control: mpsc::UnboundedReceiver<Control>,
-) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            log::error!("rabbitmq: cannot start the bridge's runtime: {e}");
-            return;
-        }
-    };
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, main(shared, post, publishes, control));
-}
-
-async fn main(
+/// The thread's work, on its runtime, until [`Control::Stop`].
+pub(crate) async fn main(
     shared: Arc<RabbitBus>,
     post: Post,
     mut publishes: mpsc::Receiver<Publish>,

@@ -1,109 +1,33 @@
-//! What the loops' brokers and the bridge's thread share: the settings,
-//! the channels to the thread, and the counters behind the status and the
-//! metrics (atomics, never locks; those every bus keeps are
-//! `tether_bus::Counters`).
+//! The bridge's status and metrics, from its counters (atomics, never
+//! locks; those every bus keeps are `tether_bus::Counters`), and what the
+//! bridge's tasks take from `tether-bus`.
 
-use std::fmt::{self, Write as _};
-use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tether_bus::{Bus, Counters};
-pub(crate) use tether_bus::{Control, Post, SharedLimits, add};
-use tether_hub::{BrokerState, Publish};
-use tokio::sync::mpsc;
+pub(crate) use tether_bus::{Control, Post, add};
+use tether_hub::BrokerState;
 
-use crate::config::RabbitConfig;
+use crate::RabbitMq;
 
-/// What the loops' brokers and the bridge's thread share: the bus behind
-/// every [`crate::RabbitBroker`] (made by [`crate::RabbitBridge`]).
-pub struct RabbitBus {
-    pub(crate) config: RabbitConfig,
-    pub(crate) publish_tx: mpsc::Sender<Publish>,
-    pub(crate) control_tx: mpsc::UnboundedSender<Control>,
-    pub(crate) stats: Stats,
-    /// What the last failure to connect said.
-    pub(crate) last_error: std::sync::Mutex<Option<String>>,
-}
+/// The counters of the bridge ([`tether_bus::runtime::Stats`] over
+/// RabbitMQ, which keeps none of its own).
+pub(crate) type Stats = tether_bus::runtime::Stats<RabbitMq>;
 
-impl fmt::Debug for RabbitBus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RabbitBus")
-            .field("server", &self.config.server())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Bus for RabbitBus {
-    const KIND: &'static str = "rabbitmq";
-    type Status = Status;
-
-    fn counters(&self) -> &Counters {
-        &self.stats.bus
-    }
-
-    fn connected(&self) -> bool {
-        self.stats.up.load(Ordering::Acquire)
-    }
-
-    fn publishing(&self) -> bool {
-        self.connected()
-    }
-
-    fn try_publish(&self, publish: Publish) -> bool {
-        self.publish_tx.try_send(publish).is_ok()
-    }
-
-    fn control(&self, message: Control) {
-        let _ = self.control_tx.send(message);
-    }
-
-    fn status(&self) -> Status {
-        self.stats.status()
-    }
-
-    fn write_metrics(&self, out: &mut String) {
-        self.stats.status().write_metrics(out);
-    }
-
-    fn last_error(&self) -> Option<String> {
-        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-/// The counters: those every bus keeps, and RabbitMQ's own.
-#[derive(Debug, Default)]
-pub(crate) struct Stats {
-    /// Those every bus keeps (reached through `Deref`).
-    pub(crate) bus: Counters,
-    /// Connected to RabbitMQ, its channels open.
-    pub(crate) up: AtomicBool,
-}
-
-impl Deref for Stats {
-    type Target = Counters;
-
-    fn deref(&self) -> &Counters {
-        &self.bus
-    }
-}
-
-impl Stats {
-    pub(crate) fn state(&self) -> BrokerState {
-        self.bus.state(self.up.load(Ordering::Acquire))
-    }
-
-    pub(crate) fn status(&self) -> Status {
+impl Status {
+    /// The status the counters give now.
+    pub(crate) fn of(stats: &Stats) -> Status {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Status {
-            state: self.state(),
-            reconnects: get(&self.reconnects),
-            errors: get(&self.errors),
-            resyncs: get(&self.resyncs),
-            events_added: get(&self.added),
-            duplicates: get(&self.duplicates),
-            publishes_refused: get(&self.refused),
-            events_read: get(&self.read),
-            followed_topics: get(&self.followed),
+            state: stats.state(),
+            reconnects: get(&stats.reconnects),
+            errors: get(&stats.errors),
+            resyncs: get(&stats.resyncs),
+            events_added: get(&stats.added),
+            duplicates: get(&stats.duplicates),
+            publishes_refused: get(&stats.refused),
+            events_read: get(&stats.read),
+            followed_topics: get(&stats.followed),
         }
     }
 }
