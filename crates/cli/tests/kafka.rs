@@ -4,15 +4,19 @@
 //! records reach an event-stream subscriber in order per partition,
 //! routed by header, mapping or name; a record with a bad topic or a
 //! value not UTF-8 is skipped and counted; /metrics and /readyz report
-//! the consumer; a node killed after publishing and before committing
-//! publishes nothing twice after its restart, and loses nothing; a node
-//! that cannot reach Kafka is not ready; the options from a file are
-//! checked.
+//! the consumer; a node that cannot reach Kafka is not ready; the
+//! options from a file are checked. The faults (the broker's connections cut, a node killed
+//! before committing) are in `ingest/kafka_faults.rs`, checked by
+//! `ingest/checker.rs`.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+#[path = "ingest/checker.rs"]
+mod checker;
+#[path = "ingest/kafka_faults.rs"]
+mod faults;
 #[path = "serve/process.rs"]
 mod process;
 #[path = "../../kafka/tests/support/mod.rs"]
@@ -42,13 +46,13 @@ struct Node {
 }
 
 impl Node {
-    /// Consuming `topics` of `kafka` in `group`, its events kept in
-    /// `data`, or in memory only.
-    fn start(kafka: &Kafka, topics: &str, group: &str, data: Option<&Path>, args: &[&str]) -> Node {
+    /// Consuming `topics` of the broker at `brokers` in `group`, its
+    /// events kept in `data`, or in memory only.
+    fn start(brokers: &str, topics: &str, group: &str, data: Option<&Path>, args: &[&str]) -> Node {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
         command
             .args(["serve", "--app", "hub", "--port", "0", "--threads", "2"])
-            .args(["--kafka-brokers", kafka.addr(), "--kafka-topics", topics])
+            .args(["--kafka-brokers", brokers, "--kafka-topics", topics])
             .args(["--kafka-group", group, "--kafka-fetch-wait", "0.1"])
             // Short, so that joins are quick (tansu holds a first join for
             // half the session timeout, and a node killed stays in the
@@ -113,7 +117,7 @@ fn records_reach_a_subscriber_in_order_per_partition_and_bad_ones_are_skipped() 
     producer.create_topic(&topic, 2);
     let group = kafka.unique("group");
     let mapping = format!("{topic}=shop.orders");
-    let node = Node::start(&kafka, &topic, &group, None, &["--kafka-topic", &mapping]);
+    let node = Node::start(kafka.addr(), &topic, &group, None, &["--kafka-topic", &mapping]);
     wait_until("consuming", || node.readyz("").1.contains("[+] kafka: consuming"));
     let mut orders = node.subscribe("shop.orders", None);
     let mut paid = node.subscribe("shop.paid", None);
@@ -159,63 +163,6 @@ fn records_reach_a_subscriber_in_order_per_partition_and_bad_ones_are_skipped() 
     assert_eq!(node.metric("consumed_total"), 8);
     let (status, body) = node.readyz("");
     assert_eq!(status, 200, "{body}");
-}
-
-#[test]
-fn a_node_killed_after_publishing_and_before_committing_publishes_nothing_twice() {
-    let Some(kafka) = Kafka::start() else { return };
-    let producer = Producer::connect(kafka.addr());
-    let topic = kafka.unique("killed");
-    producer.create_topic(&topic, 1);
-    let group = kafka.unique("group");
-    let dir = TempDir::new("kafka-killed");
-    let data = dir.0.join("data");
-    // No commit for an hour: the node is killed with its records
-    // published and their offsets not committed.
-    let mut node = Node::start(
-        &kafka,
-        &topic,
-        &group,
-        Some(&data),
-        &["--kafka-commit-interval", "3600"],
-    );
-    let mut subscriber = node.subscribe(&topic, None);
-    producer.produce_text(&topic, 0, &["1", "2", "3"]);
-    let mut last_id = String::new();
-    for i in 1..=3 {
-        let event = subscriber.next_event();
-        assert_eq!(event.data(), i.to_string());
-        last_id = event.last_event_id().to_owned();
-    }
-    assert_eq!(node.metric("published_total"), 3);
-    assert_eq!(node.metric("commits_total"), 0, "published, not committed");
-    node.process.kill();
-
-    // Restarted, it reads the records again from the group's offset (none
-    // committed: the first) and publishes them under their keys: the hub
-    // (its log read back) knows them and makes no event of them.
-    let node = Node::start(&kafka, &topic, &group, Some(&data), &[]);
-    let mut resumed = node.subscribe(&topic, Some(&last_id));
-    wait_until("published again and committed", || {
-        node.metric("published_total") == 3 && node.metric("commits_total") >= 1
-    });
-    producer.produce_text(&topic, 0, &["4"]);
-    let event = resumed.next_event();
-    assert_eq!(event.data(), "4", "nothing before it: no record came twice");
-
-    // Committed now (the second commit: "4"): a node started after this
-    // one reads nothing again.
-    wait_until("4 committed", || node.metric("commits_total") >= 2);
-    drop(node);
-    let node = Node::start(&kafka, &topic, &group, Some(&data), &[]);
-    let mut resumed = node.subscribe(&topic, Some(event.last_event_id()));
-    producer.produce_text(&topic, 0, &["5"]);
-    assert_eq!(resumed.next_event().data(), "5");
-    assert_eq!(
-        node.metric("consumed_total"),
-        1,
-        "resumed after the committed offset"
-    );
 }
 
 #[test]

@@ -3,18 +3,19 @@
 //! run as written (its SQL taken from the page): an order's transaction
 //! reaches an event-stream subscriber, a rolled-back one publishes
 //! nothing, a refused row is kept as failed and published once fixed,
-//! /metrics and /readyz report the consumer; two nodes on one table, the
-//! active one killed, the other takes over without publishing a row
-//! twice; a node killed between a publish and its row's deletion
-//! publishes nothing twice after its restart; two nodes sharing their
-//! topics through Redis, the active one killed between a publish and its
-//! row's deletion: a subscriber of the other gets every row once, in
-//! order.
+//! /metrics and /readyz report the consumer; the options from a file
+//! checked. The faults (the database restarted, the connection cut, a
+//! node killed, two nodes on one table) are in `ingest/outbox_faults.rs`,
+//! checked by `ingest/checker.rs`.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+#[path = "ingest/checker.rs"]
+mod checker;
+#[path = "ingest/outbox_faults.rs"]
+mod faults;
 #[path = "serve/process.rs"]
 mod process;
 #[cfg(feature = "redis")]
@@ -121,47 +122,6 @@ fn wait_until(what: &str, done: impl Fn() -> bool) {
     }
 }
 
-/// Holds the consumers' deletes: a trigger on the table waits for an
-/// advisory lock this holds, so that a node can be killed while its rows
-/// are published and not yet deleted.
-struct Holder(postgres::Client);
-
-impl Holder {
-    fn new(pg: &Postgres) -> Holder {
-        pg.psql(
-            "CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$ \
-             BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$; \
-             CREATE TRIGGER hold BEFORE DELETE ON tether_outbox \
-             FOR EACH STATEMENT EXECUTE FUNCTION hold();",
-        );
-        let mut client = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
-        client.execute("SELECT pg_advisory_lock(4242)", &[]).unwrap();
-        Holder(client)
-    }
-
-    /// Waits until a consumer's delete waits for the lock.
-    fn wait_for_the_delete(&self, pg: &Postgres) {
-        wait_until("the delete waits", || {
-            pg.psql(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE application_name = 'tether-outbox' AND wait_event_type = 'Lock'",
-            ) == "1\n"
-        });
-    }
-
-    /// Lets the deletes go (and takes the trigger away), once `live`
-    /// consumers' sessions are left: a killed node's ends when its
-    /// backend, let go, finds its connection gone.
-    fn release(mut self, pg: &Postgres, live: usize) {
-        self.0.execute("SELECT pg_advisory_unlock(4242)", &[]).unwrap();
-        wait_until("the dead node's session ends", || {
-            pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tether-outbox'")
-                == format!("{live}\n")
-        });
-        pg.psql("DROP TRIGGER hold ON tether_outbox");
-    }
-}
-
 fn insert(topic: &str, data: &str) -> String {
     format!("INSERT INTO tether_outbox (topic, data) VALUES ('{topic}', '{data}');")
 }
@@ -258,91 +218,6 @@ fn a_node_that_cannot_reach_its_database_is_not_ready() {
 }
 
 #[test]
-fn two_nodes_on_one_table_the_active_one_killed_publish_each_row_once_in_order() {
-    let Some(pg) = Postgres::start() else { return };
-    pg.psql(&page_sql()[0]);
-    // One with the URL from the environment, the other from a file.
-    let dir = TempDir::new("two");
-    let url_file = dir.write("outbox-url", format!("{}\n", pg.url()).as_bytes());
-    let first = Node::start(&pg.url(), None);
-    let second = Node::start_with(None, &["--outbox-url-file", &url_file], &[]);
-    wait_until("one of them publishes the table", || {
-        first.active() || second.active()
-    });
-    let (mut active, standby) = if first.active() {
-        (first, second)
-    } else {
-        (second, first)
-    };
-    assert!(!standby.active());
-    let mut before = active.subscribe("t", None);
-    let mut after = standby.subscribe("t", None);
-    let rows: Vec<String> = (0..20).map(|i| insert("t", &i.to_string())).collect();
-    pg.psql(&format!("BEGIN; {} COMMIT;", rows.concat()));
-    for i in 0..20 {
-        assert_eq!(before.next_event().data(), i.to_string());
-    }
-    wait_until("the rows deleted", || {
-        pg.psql("SELECT count(*) FROM tether_outbox") == "0\n"
-    });
-    active.process.kill();
-    wait_until("the other node takes over", || standby.active());
-    for i in 20..40 {
-        pg.psql(&insert("t", &i.to_string()));
-    }
-    // Its first event is the first row written after the kill: nothing
-    // the killed node published came again.
-    for i in 20..40 {
-        assert_eq!(after.next_event().data(), i.to_string());
-    }
-}
-
-#[test]
-fn a_node_killed_between_a_publish_and_the_delete_publishes_nothing_twice() {
-    let Some(pg) = Postgres::start() else { return };
-    pg.psql(&page_sql()[0]);
-    // The consumer's delete waits, in a trigger, for an advisory lock
-    // this test holds: the node is killed while its rows are published
-    // and not yet deleted.
-    let holder = Holder::new(&pg);
-    let dir = TempDir::new("killed");
-    let data = dir.0.join("data");
-    let mut node = Node::start(&pg.url(), Some(&data));
-    wait_until("the node publishes the table", || node.active());
-    let mut subscriber = node.subscribe("orders", None);
-    pg.psql(&format!(
-        "BEGIN; {} {} {} COMMIT;",
-        insert("orders", "1"),
-        insert("orders", "2"),
-        insert("orders", "3")
-    ));
-    let mut last_id = String::new();
-    for i in 1..=3 {
-        let event = subscriber.next_event();
-        assert_eq!(event.data(), i.to_string());
-        last_id = event.last_event_id().to_owned();
-    }
-    // Published, not deleted: the delete waits for the lock.
-    holder.wait_for_the_delete(&pg);
-    node.process.kill();
-    // The dead node's transaction rolls back: the rows are there.
-    holder.release(&pg, 0);
-    assert_eq!(pg.psql("SELECT count(*) FROM tether_outbox"), "3\n");
-
-    let node = Node::start(&pg.url(), Some(&data));
-    let mut resumed = node.subscribe("orders", Some(&last_id));
-    // The rows go again, under their keys: the hub (its log read back)
-    // knows them and makes no event of them.
-    wait_until("the rows published again and deleted", || {
-        pg.psql("SELECT count(*) FROM tether_outbox") == "0\n"
-    });
-    assert!(node.metric("tether_outbox_published_total{table=\"tether_outbox\"}") == 3);
-    pg.psql(&insert("orders", "4"));
-    let event = resumed.next_event();
-    assert_eq!(event.data(), "4", "nothing before it: no row came twice");
-}
-
-#[test]
 fn the_options_from_a_configuration_file_are_checked() {
     let dir = TempDir::new("config");
     let good = dir.write(
@@ -366,62 +241,4 @@ fn the_options_from_a_configuration_file_are_checked() {
         assert!(!out.status.success(), "{bad}");
         assert!(stderr.contains(said), "{bad}: {stderr}");
     }
-}
-
-#[cfg(feature = "redis")]
-#[test]
-fn two_nodes_through_redis_the_active_one_killed_between_a_publish_and_the_delete() {
-    if !support::available("two_nodes_through_redis_the_active_one_killed_between_a_publish_and_the_delete") {
-        return;
-    }
-    let Some(pg) = Postgres::start() else { return };
-    pg.psql(&page_sql()[0]);
-    let redis = support::RedisServer::start();
-    let url = pg.url();
-    let bus = ["--redis", &redis.url(), "--redis-prefix", "outbox-test:"];
-    let envs = [("TETHER_OUTBOX_URL", url.as_str())];
-    let first = Node::start_with(None, &bus, &envs);
-    let second = Node::start_with(None, &bus, &envs);
-    wait_until("one of them publishes the table", || {
-        first.active() || second.active()
-    });
-    let (mut active, standby) = if first.active() {
-        (first, second)
-    } else {
-        (second, first)
-    };
-    // A subscriber of the node that stands by gets what the other
-    // publishes, through Redis.
-    let mut subscriber = standby.subscribe("orders", None);
-    let holder = Holder::new(&pg);
-    pg.psql(&format!(
-        "BEGIN; {} {} {} COMMIT;",
-        insert("orders", "1"),
-        insert("orders", "2"),
-        insert("orders", "3")
-    ));
-    for i in 1..=3 {
-        assert_eq!(subscriber.next_event().data(), i.to_string());
-    }
-    holder.wait_for_the_delete(&pg);
-    active.process.kill();
-    holder.release(&pg, 1);
-    // The other node takes the table over at once: the three rows were
-    // still there (the killed node's delete rolled back), and it
-    // publishes them again, under their keys: Redis knows them, no event
-    // is made.
-    wait_until("the rows published again and deleted", || {
-        pg.psql("SELECT count(*) FROM tether_outbox") == "0\n"
-    });
-    assert!(standby.active());
-    assert_eq!(
-        standby.metric("tether_outbox_published_total{table=\"tether_outbox\"}"),
-        3
-    );
-    pg.psql(&insert("orders", "4"));
-    assert_eq!(
-        subscriber.next_event().data(),
-        "4",
-        "nothing before it: no row came twice"
-    );
 }

@@ -15,6 +15,7 @@ pub mod h2;
 pub mod h3;
 pub mod kafka;
 pub mod postgres;
+pub mod proxy;
 pub mod rabbitmq;
 pub mod tls;
 

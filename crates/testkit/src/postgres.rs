@@ -1,7 +1,8 @@
 //! A PostgreSQL server of a test's own: `initdb` into a temporary
 //! directory and `postgres` on a free loopback port, as a plain process
 //! (run as `nobody` when the tests run as root, which PostgreSQL
-//! refuses), stopped and removed when dropped.
+//! refuses), stopped and removed when dropped; restarted on demand, its
+//! data kept.
 
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
@@ -16,6 +17,9 @@ pub struct Postgres {
     child: Child,
     dir: PathBuf,
     bin: PathBuf,
+    as_root: bool,
+    /// The `-c` settings it was started with.
+    settings: Vec<String>,
     pub port: u16,
 }
 
@@ -80,10 +84,9 @@ impl Postgres {
                 .expect("chown");
             assert!(status.success(), "chown nobody {}", dir.display());
         }
-        let data = dir.join("data");
         let output = user_command(as_root, &bin.join("initdb"))
             .arg("-D")
-            .arg(&data)
+            .arg(dir.join("data"))
             .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"])
             .output()
             .expect("run initdb");
@@ -94,22 +97,13 @@ impl Postgres {
         );
         for attempt in 0..5 {
             let port = free_port();
-            let child = user_command(as_root, &bin.join("postgres"))
-                .arg("-D")
-                .arg(&data)
-                .arg("-k")
-                .arg(&dir)
-                .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
-                .args(["-c", "fsync=off", "-c", "max_connections=40"])
-                .args(settings.iter().flat_map(|setting| ["-c", setting.as_str()]))
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(dir.join("postgres.log")).expect("the log"))
-                .spawn()
-                .expect("start postgres");
+            let child = spawn(&bin, &dir, as_root, port, &settings);
             let mut server = Postgres {
                 child,
                 dir: dir.clone(),
                 bin: bin.clone(),
+                as_root,
+                settings: settings.clone(),
                 port,
             };
             if server.wait_ready() {
@@ -121,6 +115,29 @@ impl Postgres {
             assert!(attempt < 4, "postgres did not start: {}", server.log());
         }
         None
+    }
+
+    /// Stops the server at once, as a crash would (its connections end,
+    /// its open transactions roll back), and starts it again on the same
+    /// port with the same data (recovered from its write-ahead log, as
+    /// after a crash).
+    pub fn restart(&mut self) {
+        self.stop_process();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            self.child = spawn(&self.bin, &self.dir, self.as_root, self.port, &self.settings);
+            if self.wait_ready() {
+                return;
+            }
+            // The old server's socket may linger a moment.
+            self.stop_process();
+            assert!(
+                Instant::now() < deadline,
+                "postgres did not start again: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/postgres`.
@@ -198,6 +215,28 @@ impl Drop for Postgres {
         self.stop_process();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The server on `port`, its data and socket in `dir`, logging to
+/// `dir/postgres.log` (appended to: a restart keeps what came before).
+fn spawn(bin: &Path, dir: &Path, as_root: bool, port: u16, settings: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("postgres.log"))
+        .expect("the log");
+    user_command(as_root, &bin.join("postgres"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-k")
+        .arg(dir)
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .args(["-c", "fsync=off", "-c", "max_connections=40"])
+        .args(settings.iter().flat_map(|setting| ["-c", setting.as_str()]))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start postgres")
 }
 
 /// `program`, run as `nobody` when we are root (PostgreSQL refuses to run

@@ -1,0 +1,133 @@
+//! The Kafka consumer under faults, each checked by the one checker
+//! (every record produced delivered once, in order per partition): the
+//! broker's connections cut while records are published and their
+//! offsets not committed, and the broker unreachable for a while (a
+//! proxy in the test closes both ends and refuses new connections; a
+//! restart as the consumer sees it: tansu's memory storage keeps no
+//! record across a real restart of the broker); and a node killed
+//! (SIGKILL) before committing, started again on its data.
+//!
+//! The commit window is held open for certain by `--kafka-commit-interval
+//! 3600`: the node publishes and does not commit until the fault.
+
+use super::checker::{Expected, Follower, assert_delivered_once};
+use super::*;
+
+use tether_testkit::proxy::Proxy;
+
+/// Produces `LABEL-1` to `LABEL-N` to partition 0 of `topic`, a record a
+/// batch (tansu reports a partition's end wrong after a batch of several
+/// records); records them.
+fn produce(producer: &Producer, expected: &mut Expected, topic: &str, label: &str, n: usize) {
+    for i in 1..=n {
+        let data = format!("{label}-{i}");
+        producer.produce_text(topic, 0, &[&data]);
+        expected.commit(topic, &data);
+    }
+}
+
+/// Produces a last record and reads `follower` up to it.
+fn fence(producer: &Producer, expected: &mut Expected, follower: &mut Follower) {
+    produce(producer, expected, &follower.topic.clone(), "fence", 1);
+    follower.read_until("fence-1");
+}
+
+#[test]
+fn the_brokers_connections_cut_before_a_commit_every_record_delivered_once_in_order() {
+    let proxy = Proxy::bind();
+    let Some(kafka) = Kafka::start_advertising(&proxy.addr().to_string()) else {
+        return;
+    };
+    proxy.forward_to(kafka.addr());
+    let through = proxy.addr().to_string();
+    let producer = Producer::connect(kafka.addr());
+    let topic = kafka.unique("cut");
+    producer.create_topic(&topic, 1);
+    let group = kafka.unique("group");
+    let dir = TempDir::new("kafka-cut");
+    let node = Node::start(
+        &through,
+        &topic,
+        &group,
+        Some(&dir.0.join("data")),
+        &["--kafka-commit-interval", "3600"],
+    );
+    let mut expected = Expected::default();
+    let mut follower = Follower::new(&topic);
+    follower.connect(node.addr);
+    produce(&producer, &mut expected, &topic, "before", 10);
+    follower.read(10);
+    assert_eq!(node.metric("commits_total"), 0, "published, not committed");
+    // Every connection closed, and the next ones too, until the consumer
+    // has tried twice: then it reconnects, and reads from the committed
+    // offset (none: the first record), publishing the ten again under
+    // their keys.
+    proxy.set_down(true);
+    proxy.cut();
+    wait_until("the consumer tries again", || proxy.refused() >= 2);
+    proxy.set_down(false);
+    wait_until("read again", || node.metric("consumed_total") >= 20);
+    produce(&producer, &mut expected, &topic, "after", 10);
+    fence(&producer, &mut expected, &mut follower);
+    assert_delivered_once(&expected, &[&follower]);
+}
+
+#[test]
+fn a_node_killed_after_publishing_and_before_committing_publishes_nothing_twice() {
+    let Some(kafka) = Kafka::start() else { return };
+    let producer = Producer::connect(kafka.addr());
+    let topic = kafka.unique("killed");
+    producer.create_topic(&topic, 1);
+    let group = kafka.unique("group");
+    let dir = TempDir::new("kafka-killed");
+    let data = dir.0.join("data");
+    let mut node = Node::start(
+        kafka.addr(),
+        &topic,
+        &group,
+        Some(&data),
+        &["--kafka-commit-interval", "3600"],
+    );
+    let mut expected = Expected::default();
+    let mut follower = Follower::new(&topic);
+    follower.connect(node.addr);
+    produce(&producer, &mut expected, &topic, "before", 3);
+    follower.read(3);
+    // Counted once the publish is acknowledged, which may be after the
+    // subscriber has the event.
+    wait_until("three published", || node.metric("published_total") == 3);
+    assert_eq!(node.metric("commits_total"), 0, "published, not committed");
+    node.process.kill();
+
+    // Restarted, it reads the records again from the group's offset (none
+    // committed: the first) and publishes them under their keys: the hub
+    // (its log read back) knows them and makes no event of them.
+    let node = Node::start(kafka.addr(), &topic, &group, Some(&data), &[]);
+    follower.connect(node.addr);
+    wait_until("published again and committed", || {
+        node.metric("published_total") == 3 && node.metric("commits_total") >= 1
+    });
+    produce(&producer, &mut expected, &topic, "after", 3);
+    fence(&producer, &mut expected, &mut follower);
+
+    // Stopped (SIGTERM), it commits what the hub acknowledged: a node
+    // started after it reads nothing again.
+    let mut node = node;
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &node.process.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    node.process.child.wait().unwrap();
+    drop(node);
+    let node = Node::start(kafka.addr(), &topic, &group, Some(&data), &[]);
+    follower.connect(node.addr);
+    produce(&producer, &mut expected, &topic, "last", 1);
+    follower.read_until("last-1");
+    assert_eq!(
+        node.metric("consumed_total"),
+        1,
+        "resumed after the committed offset"
+    );
+    assert_delivered_once(&expected, &[&follower]);
+}
