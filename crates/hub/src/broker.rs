@@ -12,8 +12,8 @@ use crate::error::Error;
 use crate::event::{DEFAULT_EVENT_TYPE, Event, is_valid_event_type};
 use crate::id::EventId;
 use crate::key::is_valid_publish_key;
-use crate::payload::Payload;
 use crate::member::PresenceMessage;
+use crate::payload::Payload;
 use crate::reply::ReplyTo;
 
 /// A publish on its way to be sequenced: checked, not yet numbered.

@@ -245,7 +245,14 @@ mod tests {
     #[test]
     fn binary_events_go_whole() {
         let a = event(1, &state(1));
-        let bytes = Event::binary(Arc::from("state"), EventId::new(9, 2), "update", state(2).as_bytes(), None).unwrap();
+        let bytes = Event::binary(
+            Arc::from("state"),
+            EventId::new(9, 2),
+            "update",
+            state(2).as_bytes(),
+            None,
+        )
+        .unwrap();
         assert!(bytes.delta_ws_frame(&a).is_none());
         let c = event(3, &state(3));
         assert!(c.delta_ws_frame(&bytes).is_none());

@@ -879,7 +879,8 @@ data: {"topic":"t","id":"1-1","event":"message","data":"d"}
         let big = Event::binary(Arc::from("t"), EventId::new(1, 3), "x", &repetitive, None).unwrap();
         assert_eq!(big.ws_raw_frame_deflated().expect("shrinks")[0], 0xC2);
         // Text stays text.
-        let text = Event::of_payload(Arc::from("t"), EventId::new(1, 4), "x", &Payload::from("é"), None).unwrap();
+        let text =
+            Event::of_payload(Arc::from("t"), EventId::new(1, 4), "x", &Payload::from("é"), None).unwrap();
         assert!(!text.is_binary() && text.data_text() == Some("é"));
     }
 

@@ -105,6 +105,12 @@ impl From<&str> for Payload {
     }
 }
 
+impl From<&String> for Payload {
+    fn from(text: &String) -> Payload {
+        Payload::Text(text.clone())
+    }
+}
+
 impl PartialEq<str> for Payload {
     fn eq(&self, other: &str) -> bool {
         self.as_text() == Some(other)
