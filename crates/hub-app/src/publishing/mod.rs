@@ -371,9 +371,9 @@ impl Publishing {
                                 Err(e) => (publisher, Refused::Hub(e)),
                             }
                         }
-                        Err(e) => {
+                        Err(refused) => {
                             add(&parts.stats.publish_refused, 1);
-                            (pending, Refused::Hub(e))
+                            (pending, refused)
                         }
                     }
                 }
