@@ -419,8 +419,9 @@ pub(super) fn from_message(
         ));
     }
     let envelope = subscriber.envelope;
-    // A raw socket publishes a binary message's bytes as a binary event;
-    // an enveloped one takes text (JSON) only, binary data in base64.
+    // A socket without envelopes publishes a binary message's bytes as a
+    // binary event; an enveloped one takes text (JSON) only, binary data
+    // in base64.
     let text = match message {
         MessageRef::Text(text) => Some(text),
         MessageRef::Binary(_) if !envelope => None,
