@@ -546,3 +546,37 @@ fn the_round_trips_to_redis_are_timed_publishes_and_pings() {
         "{metrics}"
     );
 }
+
+#[test]
+fn binary_events_cross_the_bus_byte_for_byte() {
+    if !available("binary_events_cross_the_bus_byte_for_byte") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let mut a = Node::start(&redis.url(), |_| {});
+    let mut b = Node::start(&redis.url(), |_| {});
+    b.follow(0, "pix");
+    b.ready(0);
+    let mut all: Vec<u8> = (0..=255).collect();
+    all.extend_from_slice(b"\xff\xfe\xc3\x28");
+    a.publish_ok(0, "pix", "text before");
+    let id = a.publish_ok(0, "pix", tether_hub::Payload::Binary(all.clone()));
+    assert_eq!(b.deliver(0).data_text(), Some("text before"));
+    let event = b.deliver(0);
+    assert_eq!(
+        (event.id(), event.is_binary(), event.data_bytes()),
+        (id, true, &all[..])
+    );
+    // From the bus's backlog too, to a node that follows later.
+    let mut c = Node::start(&redis.url(), |_| {});
+    c.follow(1, "pix");
+    let (history, _) = c.ready(1);
+    let got: Vec<_> = history.iter().map(|e| e.payload()).collect();
+    assert_eq!(
+        got,
+        [
+            tether_hub::Payload::from("text before"),
+            tether_hub::Payload::Binary(all)
+        ]
+    );
+}
