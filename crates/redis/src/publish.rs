@@ -323,7 +323,28 @@ mod tests {
         let p = Publish::new("news", Some("update"), "a b\nc", &Config::default()).unwrap();
         assert_eq!(
             args(&publish(&cluster("t:"), 1000, 99, &Loaded::default(), &p)),
-            ["EVAL", PUBLISH_PLAIN, "1", "t:{news}", "1000", "update", "a b\nc"]
+            [
+                "EVAL",
+                PUBLISH_PLAIN,
+                "1",
+                "t:{news}",
+                "1000",
+                "update",
+                "a b\nc",
+                "data"
+            ]
+        );
+        // Bytes go in the binary field, exactly.
+        let mut p = p;
+        p.data = tether_hub::Payload::Binary(vec![0, 0xff]);
+        let sent = publish(&cluster("t:"), 1000, 99, &Loaded::default(), &p);
+        let last: Vec<_> = sent.args_iter().skip(6).collect();
+        assert_eq!(
+            last,
+            [
+                redis::Arg::Simple(&[0u8, 0xff][..]),
+                redis::Arg::Simple(b"binary")
+            ]
         );
     }
 
@@ -343,7 +364,8 @@ mod tests {
                 "message",
                 "x",
                 "500",
-                "news"
+                "news",
+                "data"
             ]
         );
     }
@@ -379,7 +401,8 @@ mod tests {
                 "order-1",
                 "1000",
                 "99",
-                "news"
+                "news",
+                "data"
             ]
         );
         let sent = args(&publish(&cluster("t:"), 10, 99, &Loaded::default(), &keyed));
@@ -394,7 +417,8 @@ mod tests {
                 "message",
                 "x",
                 "order-1",
-                "1000"
+                "1000",
+                "data"
             ]
         );
         assert_eq!(self::plain("t:").topic_of(b"t:!pub:news"), None, "never a topic");
