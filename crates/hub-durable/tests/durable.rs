@@ -103,7 +103,7 @@ fn publish_many(
     data: impl Fn(u64) -> String,
 ) {
     for n in 1..=count {
-        published_id(publish(broker, cx, topic, &data(n), None));
+        published_id(publish(broker, cx, topic, data(n), None));
     }
 }
 
@@ -299,7 +299,7 @@ fn a_lost_segment_is_a_gap_not_a_wrong_replay() {
         .pop()
         .unwrap();
     for n in 0..6 {
-        published_id(publish(&mut broker, &mut cx, "news", &format!("event {n}"), None));
+        published_id(publish(&mut broker, &mut cx, "news", format!("event {n}"), None));
     }
     let segments = segment_bases(&dir);
     assert!(segments.len() >= 3, "{segments:?}");

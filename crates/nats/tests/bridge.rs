@@ -107,7 +107,7 @@ fn a_reader_behind_the_streams_trimming_resyncs_and_leaves_no_hole() {
 
     proxy.pause();
     let tokens: Vec<u64> = (1..=BURST)
-        .map(|n| a.publish(0, "lagged", &format!("e{n}")).unwrap())
+        .map(|n| a.publish(0, "lagged", format!("e{n}")).unwrap())
         .collect();
     // Acknowledgements are awaited together: they come in any order.
     let mut answers = std::collections::HashMap::new();
@@ -156,9 +156,9 @@ fn a_follow_gets_the_backlog_with_the_id_before_it() {
     let mut a = Node::start(&nats.url(), |c| c.history_events = 4);
     let mut ids = Vec::new();
     for n in 1..=10 {
-        ids.push(a.publish_ok(0, "hist", &format!("e{n}")));
+        ids.push(a.publish_ok(0, "hist", format!("e{n}")));
         // Another topic between them: the stream's sequence is shared.
-        a.publish_ok(0, "other", &format!("o{n}"));
+        a.publish_ok(0, "other", format!("o{n}"));
     }
 
     // Four kept for replay, then a byte bound that keeps two.

@@ -42,7 +42,7 @@ fn a_follow_gets_the_backlog_from_redis() {
     let redis = RedisServer::start();
     let mut a = Node::start(&redis.url(), |_| {});
     for n in 1..=10 {
-        a.publish_ok(0, "hist", &format!("e{n}"));
+        a.publish_ok(0, "hist", format!("e{n}"));
     }
     let ids = stream_ids(&redis, "hist");
 
@@ -94,7 +94,7 @@ fn a_lost_connection_goes_on_where_it_stopped() {
     b.follow(0, "cont");
     b.ready(0);
     for n in 1..=2 {
-        a.publish_ok(0, "cont", &format!("e{n}"));
+        a.publish_ok(0, "cont", format!("e{n}"));
     }
     assert_eq!(data(&[b.deliver(0), b.deliver(0)]), ["e1", "e2"]);
 
@@ -107,7 +107,7 @@ fn a_lost_connection_goes_on_where_it_stopped() {
     });
     assert_eq!(b.brokers[1].state(), BrokerState::Connecting);
     for n in 3..=5 {
-        a.publish_ok(0, "cont", &format!("e{n}"));
+        a.publish_ok(0, "cont", format!("e{n}"));
     }
     let during: Vec<Arc<Event>> = (0..3).map(|_| b.deliver(0)).collect();
     assert_eq!(data(&during), ["e3", "e4", "e5"]);
@@ -148,7 +148,7 @@ fn lost_continuity_sends_the_backlog_again() {
         !b.bridge.status().reader_connected
     });
     for n in 2..=6 {
-        a.publish_ok(0, "trim", &format!("e{n}"));
+        a.publish_ok(0, "trim", format!("e{n}"));
     }
     // What node b delivered last is trimmed away while it is gone.
     let _: i64 = redis::cmd("XTRIM")
@@ -529,7 +529,7 @@ fn the_round_trips_to_redis_are_timed_publishes_and_pings() {
     // Each publish answered before the next is sent: a batch of its own,
     // one round trip each.
     for n in 1..=3 {
-        a.publish_ok(0, "timed", &format!("e{n}"));
+        a.publish_ok(0, "timed", format!("e{n}"));
     }
     let published = round_trips(&a.round_trips());
     assert!(published >= before + 3, "{before} then {published}");

@@ -447,19 +447,14 @@ pub(super) fn from_message(
     Ok(counted(subscriber, conn, publish, len, envelope, None))
 }
 
-/// What a publish of `text` costs its publisher's in-flight allowance:
-/// each costs the hub more than its bytes (the publish, its place in
-/// the queues), so an empty one counts too.
-pub(super) fn cost(text: &str) -> usize {
-    cost_of(text.len())
-}
-
-/// [`cost`] of a message of `len` bytes.
+/// What a publish of a message of `len` bytes costs its publisher's
+/// in-flight allowance: each costs the hub more than its bytes (the
+/// publish, its place in the queues), so an empty one counts too.
 pub(super) fn cost_of(len: usize) -> usize {
     len.saturating_add(PUBLISH_OVERHEAD)
 }
 
-/// Refuses a publish of `len` bytes (see [`cost`]) beyond the publisher's
+/// Refuses a publish of `len` bytes (see [`cost_of`]) beyond the publisher's
 /// allowance of bytes the sequencer has not answered.
 pub(super) fn within_allowance(
     subscriber: &Subscriber,

@@ -83,8 +83,8 @@ impl<B: Broker> Loops<B> {
     pub fn publish_interleaved_with(&mut self, other: &mut Loops<B>, topic: &str) -> Vec<EventId> {
         let mut tokens = Vec::new();
         for n in 1..=4 {
-            tokens.push(self.publish(0, topic, &format!("a{n}")).unwrap());
-            other.publish(1, topic, &format!("b{n}")).unwrap();
+            tokens.push(self.publish(0, topic, format!("a{n}")).unwrap());
+            other.publish(1, topic, format!("b{n}")).unwrap();
         }
         let ids: Vec<EventId> = tokens
             .into_iter()
