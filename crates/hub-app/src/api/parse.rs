@@ -473,7 +473,7 @@ mod tests {
             ),
             (
                 br#"{"items":[{"topic":"a","data":"x","encoding":"hex"}]}"#,
-                "items[0].encoding must be \"base64\"",
+                "items[0].encoding must be",
             ),
         ] {
             let refused = parse_publish(body).unwrap_err();
