@@ -79,8 +79,8 @@ export interface SubscribeOptions<T = string> {
    * that does not apply resubscribes the topic from its last event, whole.
    */
   delta?: boolean;
-  /** Turns an event's text into the application's type (e.g. `JSON.parse`). */
-  decode?: (data: string) => T;
+  /** Turns an event's data (its text, or a binary event's bytes as a `Uint8Array`) into the application's type (e.g. `JSON.parse`). */
+  decode?: (data: string | Uint8Array) => T;
   /** This subscription's transports, in order (default the client's). */
   transports?: TransportName[];
 }

@@ -8,7 +8,7 @@ export interface TetherEvent<T = string> {
   id: string;
   /** The event type (`message` unless the publisher gave one). */
   type: string;
-  /** The data, decoded by the subscription's `decode` (else the text). */
+  /** The data, decoded by the subscription's `decode` (else the text, or a `Uint8Array` for a binary event). */
   data: T;
   /** The publish key, when the publisher gave one (WebSocket and long poll only). */
   key?: string;
@@ -56,7 +56,10 @@ const str = (v: unknown): v is string => typeof v == "string";
 /** @internal An event as the hub sent it: its data, or a delta (`[delta, base id]`) against the topic's event before it. */
 export type WireEvent = TetherEvent & { delta_?: [string, string] };
 
-/** The JSON form of an event (WebSocket message, long-poll item; a delta in place of the data for `delta: true`), or null. */
+/** The bytes of standard base64 `s` (a binary event's data as text transports carry it). */
+export const fromBase64 = (s: string): Uint8Array => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+
+/** The JSON form of an event (WebSocket message, long-poll item; a delta in place of the data for `delta: true`; a binary event's data, marked `"encoding":"base64"`, as a `Uint8Array`), or null. */
 export function toEvent(m: any): WireEvent | null {
   const delta = m && str(m.delta) && str(m.base);
   return m && str(m.id) && (str(m.data) || delta)
@@ -64,7 +67,7 @@ export function toEvent(m: any): WireEvent | null {
         topic: m.topic,
         id: m.id,
         type: str(m.event) ? m.event : "message",
-        data: delta ? "" : m.data,
+        data: delta ? "" : m.encoding == "base64" ? (fromBase64(m.data) as any) : m.data,
         ...(delta && { delta_: [m.delta, m.base] as [string, string] }),
         ...(str(m.key) && { key: m.key }),
       }

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Tether, compareIds } from '../dist/index.js';
 import {
-  TEST_TIMEOUT, WAIT, current, launch, mint, publishMany, servers, startProxy, startServer, stopServer, waitFor,
+  TEST_TIMEOUT, WAIT, current, launch, mint, publishBytes, publishMany, servers, startProxy, startServer, stopServer, waitFor,
 } from './harness.mjs';
 
 // ---------------------------------------------------------------------------
@@ -44,7 +44,7 @@ window.sub = (name, topic, { transports, ttl, since, maxFailures } = {}) => {
   rec.client = new Tether(location.origin, { transports, getToken, maxFailures, backoff: { initial: 200, max: 2000 }, WebSocket: RecordedWebSocket });
   rec.sub = rec.client.subscribe(topic, {
     since,
-    onEvent: (e) => rec.events.push(e.id + " " + e.data),
+    onEvent: (e) => rec.events.push(e.id + " " + (e.data instanceof Uint8Array ? "bytes:" + e.data.join(",") : e.data)),
     onGap: (g) => rec.gaps.push(g),
     onState: (s, t) => rec.states.push(s + "/" + t),
     onError: (e) => rec.errors.push({ reason: e.reason, message: e.message, status: e.status, transport: e.transport }),
@@ -149,6 +149,18 @@ for (const transport of ['ws', 'sse', 'poll']) {
     assert.equal((await look(transport)).state, 'closed');
   });
 }
+
+test('a binary event arrives as a Uint8Array, every byte value, over WebSocket, EventSource and long polling', { timeout: TEST_TIMEOUT }, async () => {
+  const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+  for (const transport of ['ws', 'sse', 'poll']) {
+    const name = `bin-${transport}`;
+    await subscribe(name, `bin.${transport}`, { transports: [transport] });
+    const id = await publishBytes(`bin.${transport}`, bytes);
+    const r = await waitFor(`${transport}: the binary event`, async () => { const x = await look(name); return x.events.length && x; });
+    assert.deepEqual(r.events, [`${id} bytes:${bytes.join(',')}`], transport);
+    assert.deepEqual(r.errors, []);
+  }
+});
 
 test('resuming from an id the hub does not know: the gap signal on each transport, then what it holds', { timeout: TEST_TIMEOUT }, async () => {
   for (const transport of ['ws', 'sse', 'poll']) {

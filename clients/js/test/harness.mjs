@@ -200,6 +200,15 @@ export async function publishOnce(topic, data, key) {
   }
 }
 
+/** Publishes `bytes` (a Uint8Array) as a binary event; its id. */
+export async function publishBytes(topic, bytes) {
+  const r = await fetch(`${current.server.url}topics/${topic}`, {
+    method: 'POST', body: bytes, headers: { Authorization: `Bearer ${publisherToken}`, 'Content-Type': 'application/octet-stream' },
+  });
+  if (!r.ok) throw new Error(`publish: ${r.status} ${await r.text()}`);
+  return (await r.json()).id;
+}
+
 /** Publishes `n` events, one every `every` ms (`during(i)` first); their ids, in order. */
 export async function publishMany(topic, n, every, during = () => {}) {
   const ids = [];

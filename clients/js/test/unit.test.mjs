@@ -60,6 +60,12 @@ test('envelopes: every WebSocket message shape the hub sends', () => {
     { kind: 'event', topic: 'news', event: { topic: 'news', id: '5-7', type: 'update', data: 'the text' } });
   assert.deepEqual(parseWsMessage('{"topic":"news","id":"5-8","event":"message","data":"x","key":"order-42"}').event,
     { topic: 'news', id: '5-8', type: 'message', data: 'x', key: 'order-42' });
+  // A binary event: its base64 data as the bytes, every value.
+  const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+  const bin = parseWsMessage(JSON.stringify({ topic: 'b', id: '5-9', event: 'message', data: Buffer.from(all).toString('base64'), encoding: 'base64' })).event;
+  assert.ok(bin.data instanceof Uint8Array);
+  assert.deepEqual([...bin.data], [...all]);
+  assert.ok(parsePoll({ events: [{ id: '5-9', data: 'AP8=', encoding: 'base64' }], next: '5-9' }).events[0].data instanceof Uint8Array);
   assert.deepEqual(parseWsMessage('{"control":"gap","topic":"news","requested":"1-1","first":"5-1","resume":"5-0"}'),
     { kind: 'gap', topic: 'news', gap: { topic: 'news', requested: '1-1', first: '5-1', resume: '5-0' } });
   assert.deepEqual(parseWsMessage('{"control":"gap","topic":"n","requested":"1-1","first":null,"resume":"1-1","lost":{"first":"1-2","last":"1-3"}}').gap,

@@ -114,6 +114,11 @@ pub struct PublishRequest {
     /// not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
+    /// `Some("base64")` for a binary publish, whose `data` is then its
+    /// bytes in standard base64 (an allow's replacement `data` must be
+    /// base64 too); left out of the JSON for text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<&'static str>,
 }
 
 /// The body of a refresh hook: a later expiry for this subject's
@@ -214,10 +219,22 @@ mod tests {
             topic: "chat.7".into(),
             data: "hi".into(),
             event: None,
+            encoding: None,
         });
         assert_eq!(
             String::from_utf8(publish.to_json(3)).unwrap(),
             r#"{"id":"3","subject":"u1","topic":"chat.7","data":"hi"}"#
+        );
+        let binary = HookRequest::Publish(PublishRequest {
+            subject: None,
+            topic: "pix".into(),
+            data: "AP8=".into(),
+            event: None,
+            encoding: Some("base64"),
+        });
+        assert_eq!(
+            String::from_utf8(binary.to_json(4)).unwrap(),
+            r#"{"id":"4","subject":null,"topic":"pix","data":"AP8=","encoding":"base64"}"#
         );
         let refresh = HookRequest::Refresh(RefreshRequest {
             subject: "u1".into(),

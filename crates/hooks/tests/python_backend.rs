@@ -39,6 +39,7 @@ fn publish(data: &str) -> HookRequest {
         topic: "chat.7".into(),
         data: data.into(),
         event: None,
+        encoding: None,
     })
 }
 

@@ -93,6 +93,9 @@ pub enum Question {
         data: String,
         /// The event's type, if it is not the default one.
         event: Option<String>,
+        /// `Some("base64")` when the publish is binary and `data` its
+        /// bytes in base64.
+        encoding: Option<&'static str>,
     },
     /// Until when may `subject`'s connection, let in by the connect hook
     /// and about to expire, stay (an allow says a later expiry).

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-use tether_hub::{Config, Error as HubError, EventId, HubMessage, Publish, sequencer_of};
+use tether_hub::{Config, Error as HubError, EventId, HubMessage, Payload, Publish, sequencer_of};
 use tether_server::Poster;
 
 use super::settings::HubSettings;
@@ -97,7 +97,7 @@ impl HubPublisher {
     /// once; [`HubError::TopicLimit`], [`HubError::BrokerUnavailable`],
     /// [`HubError::ShuttingDown`] from the loop), and with
     /// [`PublishError::Unanswered`] if it gets no outcome.
-    pub fn publish(&self, topic: &str, event_type: Option<&str>, data: impl Into<String>) -> PublishFuture {
+    pub fn publish(&self, topic: &str, event_type: Option<&str>, data: impl Into<Payload>) -> PublishFuture {
         match Publish::new(topic, event_type, data, &self.config) {
             Ok(publish) => self.submit(publish),
             Err(e) => PublishFuture::ready(Err(PublishError::Refused(e))),

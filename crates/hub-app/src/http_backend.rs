@@ -133,11 +133,13 @@ fn request_of(question: Question) -> HookRequest {
             topic,
             data,
             event,
+            encoding,
         } => HookRequest::Publish(PublishRequest {
             subject,
             topic,
             data,
             event,
+            encoding,
         }),
         Question::Refresh { subject, transport } => HookRequest::Refresh(RefreshRequest {
             subject,

@@ -72,7 +72,13 @@ impl Broker for OnDemand {
         } else {
             let events = self.topics.entry(publish.topic.clone()).or_default();
             let id = EventId::new(1, events.len() as u64 + 1);
-            let event = Event::new(publish.topic.clone(), id, &publish.event_type, &publish.data)?;
+            let event = Event::of_payload(
+                publish.topic.clone(),
+                id,
+                &publish.event_type,
+                &publish.data,
+                None,
+            )?;
             events.push(event.clone());
             if self.unready.remove(&publish.topic) {
                 self.ready(&publish.topic, cx);

@@ -156,7 +156,7 @@ impl DurableBroker {
         let durable = self.sequencer.config().is_durable(&publish.topic);
         let sequenced = self.sequencer.sequence(&publish, now, |numbered| {
             if durable {
-                store.append(numbered, &publish.data, now).map(Some)
+                store.append(numbered, now).map(Some)
             } else {
                 Ok(None)
             }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_hub::{
-    Broker, Config, Context, EventId, Gap, Hub, HubMessage, Publish, ReplyTo, Subscribed, TopicLimits,
-    Transport,
+    Broker, Config, Context, Event, EventId, Gap, Hub, HubMessage, Payload, Publish, ReplyTo, Subscribed,
+    TopicLimits, Transport,
 };
 use tether_hub_durable::{DurableBroker, DurableConfig, Fsync};
 
@@ -67,7 +67,7 @@ fn publish(
     broker: &mut DurableBroker,
     cx: &mut Loops,
     topic: &str,
-    data: &str,
+    data: impl Into<Payload>,
     key: Option<&str>,
 ) -> HubMessage {
     let config = Config::default();
@@ -103,7 +103,7 @@ fn publish_many(
     data: impl Fn(u64) -> String,
 ) {
     for n in 1..=count {
-        published_id(publish(broker, cx, topic, &data(n), None));
+        published_id(publish(broker, cx, topic, data(n), None));
     }
 }
 
@@ -127,6 +127,17 @@ fn resume_gap(
     topic: &str,
     last_id: &str,
 ) -> (Option<Gap>, Vec<String>) {
+    let (gap, events) = resumed(broker, cx, topic, last_id);
+    (gap, events.iter().map(|e| e.json().to_owned()).collect())
+}
+
+/// [`resume_gap`], the events themselves.
+fn resumed(
+    broker: &mut DurableBroker,
+    cx: &mut Loops,
+    topic: &str,
+    last_id: &str,
+) -> (Option<Gap>, Vec<Arc<Event>>) {
     let mut hub: Hub<u32> = Hub::new(Config::default(), false);
     let topic: Arc<str> = Arc::from(topic);
     assert!(matches!(
@@ -149,8 +160,7 @@ fn resume_gap(
     };
     let readied = hub.ready(&topic, history, dropped).unwrap();
     let resumed = readied.resumed.into_iter().next().unwrap();
-    let data = resumed.events.iter().map(|e| e.json().to_owned()).collect();
-    (resumed.gap, data)
+    (resumed.gap, resumed.events.into_iter().collect())
 }
 
 /// The base index of each segment of loop 0's log, in order.
@@ -213,6 +223,35 @@ fn a_restart_keeps_events_keys_and_growing_ids() {
 }
 
 #[test]
+fn binary_events_come_back_byte_for_byte_after_a_restart() {
+    let dir = TempDir::new("binary");
+    let mut cx = one_loop(1_000);
+    let mut broker = open(&dir, 1_000);
+    let all: Vec<u8> = (0..=255).collect();
+    let first = published_id(publish(&mut broker, &mut cx, "pix", "text first", None));
+    published_id(publish(
+        &mut broker,
+        &mut cx,
+        "pix",
+        Payload::Binary(all.clone()),
+        None,
+    ));
+    published_id(publish(&mut broker, &mut cx, "pix", "text after", None));
+    drop(broker);
+
+    let mut broker = open(&dir, 2_000);
+    assert_eq!(broker.recovered().records, 3);
+    let (gap, events) = resumed(&mut broker, &mut cx, "pix", &first.to_string());
+    assert!(gap.is_none());
+    let got: Vec<_> = events.iter().map(|e| e.payload()).collect();
+    assert_eq!(
+        got,
+        [Payload::Binary(all), Payload::from("text after")],
+        "resumed after the first, each as it was published"
+    );
+}
+
+#[test]
 fn a_namespace_kept_in_memory_is_not_written_and_starts_over_after_a_restart() {
     let dir = TempDir::new("volatile");
     let mut config = Config::default();
@@ -260,7 +299,7 @@ fn a_lost_segment_is_a_gap_not_a_wrong_replay() {
         .pop()
         .unwrap();
     for n in 0..6 {
-        published_id(publish(&mut broker, &mut cx, "news", &format!("event {n}"), None));
+        published_id(publish(&mut broker, &mut cx, "news", format!("event {n}"), None));
     }
     let segments = segment_bases(&dir);
     assert!(segments.len() >= 3, "{segments:?}");

@@ -13,6 +13,7 @@ use crate::event::{DEFAULT_EVENT_TYPE, Event, is_valid_event_type};
 use crate::id::EventId;
 use crate::key::is_valid_publish_key;
 use crate::member::PresenceMessage;
+use crate::payload::Payload;
 use crate::reply::ReplyTo;
 
 /// A publish on its way to be sequenced: checked, not yet numbered.
@@ -22,8 +23,8 @@ pub struct Publish {
     pub topic: Arc<str>,
     /// The event type (valid).
     pub event_type: String,
-    /// The data (within [`Config::max_event_size`]).
-    pub data: String,
+    /// The data, text or binary (within [`Config::max_event_size`]).
+    pub data: Payload,
     /// The publisher's own id for this publish (valid, see
     /// [`Publish::with_key`]), if it gave one.
     pub key: Option<Arc<str>>,
@@ -53,7 +54,7 @@ impl Publish {
     pub fn new(
         topic: &str,
         event_type: Option<&str>,
-        data: impl Into<String>,
+        data: impl Into<Payload>,
         config: &Config,
     ) -> Result<Publish, Error> {
         if !is_valid_topic(topic) {

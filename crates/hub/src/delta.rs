@@ -78,7 +78,8 @@ impl Event {
 
     fn delta_forms(&self, base: &Event) -> Option<&DeltaForms> {
         let made = self.forms().delta.get_or_init(|| {
-            (base.topic() == self.topic() && base.id() < self.id())
+            // A binary event goes whole: deltas are of text.
+            (base.topic() == self.topic() && base.id() < self.id() && !self.is_binary() && !base.is_binary())
                 .then(|| make(self, base))
                 .flatten()
         });
@@ -88,8 +89,8 @@ impl Event {
 
 fn make(event: &Event, base: &Event) -> Option<Box<DeltaForms>> {
     DELTAS.fetch_add(1, Ordering::Relaxed);
-    let data = event.data();
-    let delta = tether_delta::encode_str(base.data(), data);
+    let data = event.data_text()?;
+    let delta = tether_delta::encode_str(base.data_text()?, data);
     if delta.len() >= data.len() {
         return None;
     }
@@ -239,5 +240,21 @@ mod tests {
         let (delta, _) = read(std::str::from_utf8(&frame[2..]).unwrap());
         let built = tether_delta::apply(a.as_bytes(), delta.as_bytes(), 1 << 20).unwrap();
         assert_eq!(built, b.as_bytes());
+    }
+
+    #[test]
+    fn binary_events_go_whole() {
+        let a = event(1, &state(1));
+        let bytes = Event::binary(
+            Arc::from("state"),
+            EventId::new(9, 2),
+            "update",
+            state(2).as_bytes(),
+            None,
+        )
+        .unwrap();
+        assert!(bytes.delta_ws_frame(&a).is_none());
+        let c = event(3, &state(3));
+        assert!(c.delta_ws_frame(&bytes).is_none());
     }
 }

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::id::EventId;
 use crate::json::{GAP_EVENT_TYPE, push_json_string};
 use crate::key::is_valid_publish_key;
+use crate::payload::{Payload, push_base64};
 
 mod pieces;
 
@@ -36,8 +37,9 @@ pub fn is_valid_event_type(name: &str) -> bool {
 /// reference count.
 ///
 /// - [`Event::ws_raw_frame`]: one unmasked WebSocket text frame whose
-///   payload is the data alone (no id, type or topic): made with the
-///   event, and the form the others are made from;
+///   payload is the data alone (no id, type or topic), a binary frame for
+///   a binary event ([`Event::is_binary`]): made with the event, and the
+///   form the others are made from;
 /// - [`Event::ws_frame`]: one unmasked WebSocket text frame whose payload
 ///   is [`Event::json`];
 /// - [`Event::sse`]: the `text/event-stream` event (`id`, `event`, `data`
@@ -65,6 +67,24 @@ pub fn is_valid_event_type(name: &str) -> bool {
 ///
 /// The event-stream form never carries the key: its `id:` is the event's
 /// id, which resuming depends on.
+///
+/// A binary event ([`Event::binary`]) keeps its bytes exactly in the raw
+/// frame (a binary frame); its text forms carry them in standard base64,
+/// marked: `"encoding":"base64"` after the data in the JSON, an
+/// `encoding: base64` line before the data in the event stream (a field
+/// an `EventSource` ignores and a parser that keeps fields reads).
+///
+/// ```
+/// use std::sync::Arc;
+/// use tether_hub::{Event, EventId};
+///
+/// let event = Event::binary(Arc::from("pix"), EventId::new(7, 3), "message", &[0, 0xff], None)?;
+/// assert!(event.is_binary());
+/// assert_eq!(&event.ws_raw_frame()[..], b"\x82\x02\x00\xff"); // FIN + binary
+/// assert_eq!(event.json(), r#"{"topic":"pix","id":"7-3","event":"message","data":"AP8=","encoding":"base64"}"#);
+/// assert_eq!(&event.sse()[..], b"id: 7-3\nevent: message\nencoding: base64\ndata: AP8=\n\n");
+/// # Ok::<(), tether_hub::Error>(())
+/// ```
 ///
 /// ```
 /// use std::sync::Arc;
@@ -137,7 +157,44 @@ impl Event {
     /// string (an event stream turns its CRs into line feeds, as the format
     /// cannot carry them; the WebSocket and JSON forms carry it exactly).
     pub fn new(topic: Arc<str>, id: EventId, event_type: &str, data: &str) -> Result<Arc<Event>, Error> {
-        Event::encode(topic, id, event_type, data, None)
+        Event::encode(topic, id, event_type, (data.as_bytes(), false), None)
+    }
+
+    /// Encodes a binary event: `data` any bytes, kept exactly; a publish
+    /// key as [`Event::keyed`] takes one.
+    ///
+    /// # Errors
+    ///
+    /// As [`Event::keyed`].
+    pub fn binary(
+        topic: Arc<str>,
+        id: EventId,
+        event_type: &str,
+        data: &[u8],
+        key: Option<&str>,
+    ) -> Result<Arc<Event>, Error> {
+        if key.is_some_and(|key| !is_valid_publish_key(key)) {
+            return Err(Error::InvalidPublishKey);
+        }
+        Event::encode(topic, id, event_type, (data, true), key)
+    }
+
+    /// Encodes the event of a publish's `payload`, text or binary.
+    ///
+    /// # Errors
+    ///
+    /// As [`Event::keyed`].
+    pub fn of_payload(
+        topic: Arc<str>,
+        id: EventId,
+        event_type: &str,
+        payload: &Payload,
+        key: Option<&str>,
+    ) -> Result<Arc<Event>, Error> {
+        match payload {
+            Payload::Text(text) => Event::keyed(topic, id, event_type, text, key),
+            Payload::Binary(bytes) => Event::binary(topic, id, event_type, bytes, key),
+        }
     }
 
     /// Encodes an event published with a publish key (see
@@ -168,14 +225,14 @@ impl Event {
         if key.is_some_and(|key| !is_valid_publish_key(key)) {
             return Err(Error::InvalidPublishKey);
         }
-        Event::encode(topic, id, event_type, data, key)
+        Event::encode(topic, id, event_type, (data.as_bytes(), false), key)
     }
 
     fn encode(
         topic: Arc<str>,
         id: EventId,
         event_type: &str,
-        data: &str,
+        data: Data<'_>,
         key: Option<&str>,
     ) -> Result<Arc<Event>, Error> {
         if !is_valid_topic(&topic) {
@@ -210,18 +267,44 @@ impl Event {
         Ok(Arc::new(Event {
             topic,
             id,
-            raw: text_frame(data.as_bytes()),
+            raw: data_frame(data.0, data.1),
             cost,
             extras,
             forms: OnceLock::new(),
         }))
     }
 
-    /// The data, as published.
-    pub(crate) fn data(&self) -> &str {
+    /// The data's bytes, as published (a text event's UTF-8).
+    pub fn data_bytes(&self) -> &[u8] {
         let start = frame_header_len(&self.raw).unwrap_or_default();
-        // Made from a `&str` above; the header is all that precedes it.
-        std::str::from_utf8(self.raw.get(start..).unwrap_or_default()).unwrap_or_default()
+        self.raw.get(start..).unwrap_or_default()
+    }
+
+    /// The data of a text event; `None` for a binary one.
+    pub fn data_text(&self) -> Option<&str> {
+        // A text event's raw frame was made from a `&str`.
+        (!self.is_binary())
+            .then(|| std::str::from_utf8(self.data_bytes()).ok())
+            .flatten()
+    }
+
+    /// The data as the publish had it, text or binary.
+    pub fn payload(&self) -> Payload {
+        match self.data_text() {
+            Some(text) => Payload::Text(text.to_owned()),
+            None => Payload::Binary(self.data_bytes().to_vec()),
+        }
+    }
+
+    /// Whether the event is binary: its data any bytes, its raw frame a
+    /// binary frame, its text forms base64 (see [`Event`]).
+    pub fn is_binary(&self) -> bool {
+        self.raw.first().is_some_and(|b| b & 0x0f == BINARY_OPCODE)
+    }
+
+    /// The data as its text forms carry it, and whether that is base64.
+    fn data(&self) -> Data<'_> {
+        (self.data_bytes(), self.is_binary())
     }
 
     /// The box of the forms made when asked for, made by whichever
@@ -300,7 +383,8 @@ impl Event {
     }
 
     /// The WebSocket frame of the data alone (server to client: unmasked,
-    /// one text frame, the data as published): what a subscriber that
+    /// one text frame, or one binary frame for a binary event, the data as
+    /// published): what a subscriber that
     /// asked for no envelope gets, always the same shared bytes. It is not
     /// counted in [`Event::cost`] (it is at most the data's length plus 10
     /// bytes).
@@ -419,6 +503,9 @@ impl Event {
     }
 }
 
+/// A binary frame's opcode, in the low bits of its first byte.
+const BINARY_OPCODE: u8 = 0x2;
+
 /// The scratch buffer keeps no more room than this after a large event.
 const SCRATCH_KEPT: usize = 16 * 1024;
 
@@ -430,7 +517,13 @@ thread_local! {
 
 /// `payload` as one unmasked text frame.
 pub(crate) fn text_frame(payload: &[u8]) -> Arc<[u8]> {
-    let header = FrameHeader::new(true, OpCode::Text, payload.len() as u64).to_bytes();
+    data_frame(payload, false)
+}
+
+/// `payload` as one unmasked text frame, or binary frame if `binary`.
+fn data_frame(payload: &[u8], binary: bool) -> Arc<[u8]> {
+    let opcode = if binary { OpCode::Binary } else { OpCode::Text };
+    let header = FrameHeader::new(true, opcode, payload.len() as u64).to_bytes();
     let mut frame = Vec::with_capacity(header.len() + payload.len());
     frame.extend_from_slice(&header);
     frame.extend_from_slice(payload);
@@ -445,8 +538,11 @@ fn frame_len(payload: usize) -> usize {
         + payload
 }
 
+/// An event's data: its bytes, and whether they are binary (else UTF-8).
+pub(crate) type Data<'a> = (&'a [u8], bool);
+
 /// The parts of an event its JSON form names: topic, id, type, data, key.
-pub(crate) type JsonParts<'a> = (&'a str, EventId, &'a str, &'a str, Option<&'a str>);
+pub(crate) type JsonParts<'a> = (&'a str, EventId, &'a str, Data<'a>, Option<&'a str>);
 
 /// Appends the event's JSON object.
 pub(crate) fn write_json(json: &mut String, (topic, id, event_type, data, key): JsonParts<'_>) {
@@ -457,7 +553,15 @@ pub(crate) fn write_json(json: &mut String, (topic, id, event_type, data, key): 
     json.push_str("\",\"event\":\"");
     json.push_str(event_type);
     json.push_str("\",\"data\":");
-    push_json_string(json, data);
+    match data {
+        (bytes, true) => {
+            json.push('"');
+            push_base64(json, bytes);
+            json.push_str("\",\"encoding\":\"base64\"");
+        }
+        // Text data was a `&str`.
+        (bytes, false) => push_json_string(json, std::str::from_utf8(bytes).unwrap_or_default()),
+    }
     if let Some(key) = key {
         json.push_str(",\"key\":");
         push_json_string(json, key);
@@ -466,14 +570,28 @@ pub(crate) fn write_json(json: &mut String, (topic, id, event_type, data, key): 
 }
 
 /// Appends the event as an event-stream event; an event type the format
-/// cannot carry is refused.
-fn write_sse(out: &mut Vec<u8>, id: EventId, event_type: &str, data: &str) -> Result<(), Error> {
-    tether_sse::Event::new()
-        .id(&id.to_string())
-        .event(event_type)
-        .data(data)
-        .encode(out)
-        .map_err(|_| Error::InvalidEventType)
+/// cannot carry is refused. A binary event's data goes in base64, after
+/// an `encoding: base64` line.
+fn write_sse(out: &mut Vec<u8>, id: EventId, event_type: &str, data: Data<'_>) -> Result<(), Error> {
+    let id = id.to_string();
+    let head = tether_sse::Event::new().id(&id).event(event_type);
+    match data {
+        (bytes, false) => head
+            .data(std::str::from_utf8(bytes).unwrap_or_default())
+            .encode(out)
+            .map_err(|_| Error::InvalidEventType),
+        (bytes, true) => {
+            head.encode(out).map_err(|_| Error::InvalidEventType)?;
+            // The blank line that ends the event goes after the data.
+            out.pop();
+            let mut text = String::with_capacity(bytes.len().div_ceil(3) * 4);
+            push_base64(&mut text, bytes);
+            out.extend_from_slice(b"encoding: base64\ndata: ");
+            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(b"\n\n");
+            Ok(())
+        }
+    }
 }
 
 /// Frames compressed by [`Event::ws_frame_deflated`] and
@@ -492,7 +610,12 @@ pub fn shared_compressions() -> u64 {
 fn deflate_frame(frame: &[u8]) -> Option<Arc<[u8]>> {
     COMPRESSIONS.fetch_add(1, Ordering::Relaxed);
     let payload = frame.get(frame_header_len(frame)?..)?;
-    tether_deflate::shared_frame(OpCode::Text, payload).map(Arc::from)
+    let opcode = if frame.first()? & 0x0f == BINARY_OPCODE {
+        OpCode::Binary
+    } else {
+        OpCode::Text
+    };
+    tether_deflate::shared_frame(opcode, payload).map(Arc::from)
 }
 
 /// The length of a server frame's header, from its second byte.
@@ -726,6 +849,39 @@ data: {"topic":"t","id":"1-1","event":"message","data":"d"}
             Event::keyed(Arc::from("t"), EventId::ZERO, "x", "", Some("a b")).unwrap_err(),
             Error::InvalidPublishKey
         );
+    }
+
+    #[test]
+    fn a_binary_event_keeps_every_byte_and_its_text_forms_say_base64() {
+        let all: Vec<u8> = (0..=255).collect();
+        let b64 = Payload::Binary(all.clone()).base64();
+        let event = Event::binary(Arc::from("t"), EventId::new(1, 2), "x", &all, Some("k")).unwrap();
+        assert!(event.is_binary());
+        assert_eq!((event.data_bytes(), event.data_text()), (&all[..], None));
+        assert_eq!(event.payload(), Payload::Binary(all.clone()));
+        let frame = event.ws_raw_frame();
+        assert_eq!(&frame[..4], [0x82, 126, 1, 0], "FIN + binary, 256 bytes");
+        assert_eq!(&frame[4..], &all[..]);
+        assert_eq!(
+            event.json(),
+            format!(r#"{{"topic":"t","id":"1-2","event":"x","data":"{b64}","encoding":"base64","key":"k"}}"#)
+        );
+        assert_eq!(event.cost(), event.ws_frame().len() + event.sse().len());
+        let mut parser = tether_sse::Parser::new();
+        parser.feed(event.sse());
+        let Some(Ok(tether_sse::Item::Event(parsed))) = parser.poll() else {
+            panic!("one event")
+        };
+        assert_eq!((parsed.data(), parsed.event_type()), (b64.as_str(), "x"));
+        assert!(event.sse().windows(17).any(|w| w == b"encoding: base64\n"));
+        // Compressed, it is still a binary frame.
+        let repetitive = vec![0xfe; 4096];
+        let big = Event::binary(Arc::from("t"), EventId::new(1, 3), "x", &repetitive, None).unwrap();
+        assert_eq!(big.ws_raw_frame_deflated().expect("shrinks")[0], 0xC2);
+        // Text stays text.
+        let text =
+            Event::of_payload(Arc::from("t"), EventId::new(1, 4), "x", &Payload::from("é"), None).unwrap();
+        assert!(!text.is_binary() && text.data_text() == Some("é"));
     }
 
     #[test]

@@ -110,6 +110,7 @@ mod key;
 mod local;
 mod member;
 mod node_limits;
+mod payload;
 mod presence;
 mod reply;
 mod sequencer;
@@ -143,6 +144,7 @@ pub use member::{
     Outcome, PRESENCE_LINGER_MS, PresenceMessage, is_valid_member,
 };
 pub use node_limits::NodeLimits;
+pub use payload::Payload;
 pub use presence::Presence;
 pub use reply::ReplyTo;
 pub use sequencer::{Numbered, Sequence, Sequenced, Sequencer};

@@ -340,7 +340,7 @@ impl<T> Sequencer<T> {
                 return Sequenced::Refused(Error::TopicLimit { max });
             }
         }
-        let written = Event::keyed(
+        let written = Event::of_payload(
             publish.topic.clone(),
             id,
             &publish.event_type,

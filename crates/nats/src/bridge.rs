@@ -22,6 +22,13 @@ use crate::shared::Post;
 pub(crate) const EVENT_HEADER: &str = "Tether-Event";
 /// The header that carries an event's publish key.
 pub(crate) const KEY_HEADER: &str = "Tether-Key";
+/// The header that marks a binary event ([`BINARY`]): its payload is
+/// bytes, not UTF-8 text. A node of a release before binary events skips
+/// such a message (logged) when it is not UTF-8, and delivers it as text
+/// when it happens to be.
+pub(crate) const ENCODING_HEADER: &str = "Tether-Encoding";
+/// [`ENCODING_HEADER`]'s value for a binary event.
+pub(crate) const BINARY: &str = "binary";
 
 /// The reconnection backoff every bus on a tokio runtime uses.
 pub(crate) use tether_bus::runtime::reconnect_backoff as backoff;

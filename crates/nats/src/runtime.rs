@@ -16,13 +16,14 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tether_backoff::Attempts;
 use tether_hub::{
-    ControlMessage, DEFAULT_EVENT_TYPE, Error as HubError, EventId, HubMessage, Publish, ReplyTo,
+    ControlMessage, DEFAULT_EVENT_TYPE, Error as HubError, EventId, HubMessage, Payload, Publish, ReplyTo,
 };
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::NatsBus;
 use crate::bridge::{
-    Bridge, EVENT_HEADER, KEY_HEADER, LOADS_AT_ONCE, MAX_CONSUMERS, TopicCmd, TopicEntry, backoff,
+    BINARY, Bridge, ENCODING_HEADER, EVENT_HEADER, KEY_HEADER, LOADS_AT_ONCE, MAX_CONSUMERS, TopicCmd,
+    TopicEntry, backoff,
 };
 use crate::control;
 use crate::limits::{LIMITS_PERIOD, Limits};
@@ -135,6 +136,9 @@ impl Bridge {
         if publish.event_type != DEFAULT_EVENT_TYPE {
             message = message.header(EVENT_HEADER, publish.event_type.as_str());
         }
+        if publish.data.is_binary() {
+            message = message.header(ENCODING_HEADER, BINARY);
+        }
         if let Some(key) = &publish.key {
             message = message
                 .header(KEY_HEADER, &**key)
@@ -143,7 +147,11 @@ impl Bridge {
         let Publish {
             topic, data, reply, ..
         } = publish;
-        let message = message.payload(Bytes::from(data));
+        let data = match data {
+            Payload::Text(text) => Bytes::from(text),
+            Payload::Binary(bytes) => Bytes::from(bytes),
+        };
+        let message = message.payload(data);
         let sent_at = Instant::now();
         let sent: Result<PublishAckFuture, _> = self.js.send_publish(subject, message).await;
         match sent {

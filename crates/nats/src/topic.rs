@@ -18,7 +18,7 @@ use tether_bus::answer_history;
 use tether_hub::{DEFAULT_EVENT_TYPE, Event, EventId, HistoryQuery, HubMessage, ReplyTo};
 use tokio::sync::mpsc;
 
-use crate::bridge::{Bridge, EVENT_HEADER, KEY_HEADER, TopicCmd, backoff};
+use crate::bridge::{BINARY, Bridge, ENCODING_HEADER, EVENT_HEADER, KEY_HEADER, TopicCmd, backoff};
 use crate::shared::add;
 use crate::subject::subject_of;
 
@@ -255,17 +255,14 @@ fn to_event(topic: &Arc<str>, epoch: u64, seq: u64, message: &async_nats::Messag
     };
     let event_type = header(EVENT_HEADER).unwrap_or_else(|| DEFAULT_EVENT_TYPE.to_owned());
     let key = header(KEY_HEADER);
-    let event = std::str::from_utf8(&message.payload)
-        .map_err(|_| tether_hub::Error::InvalidEventType)
-        .and_then(|data| {
-            Event::keyed(
-                topic.clone(),
-                EventId::new(epoch, seq),
-                &event_type,
-                data,
-                key.as_deref(),
-            )
-        });
+    let id = EventId::new(epoch, seq);
+    let event = if header(ENCODING_HEADER).as_deref() == Some(BINARY) {
+        Event::binary(topic.clone(), id, &event_type, &message.payload, key.as_deref())
+    } else {
+        std::str::from_utf8(&message.payload)
+            .map_err(|_| tether_hub::Error::InvalidEventType)
+            .and_then(|data| Event::keyed(topic.clone(), id, &event_type, data, key.as_deref()))
+    };
     match event {
         Ok(event) => Some(event),
         Err(e) => {

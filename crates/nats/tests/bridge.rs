@@ -107,7 +107,7 @@ fn a_reader_behind_the_streams_trimming_resyncs_and_leaves_no_hole() {
 
     proxy.pause();
     let tokens: Vec<u64> = (1..=BURST)
-        .map(|n| a.publish(0, "lagged", &format!("e{n}")).unwrap())
+        .map(|n| a.publish(0, "lagged", format!("e{n}")).unwrap())
         .collect();
     // Acknowledgements are awaited together: they come in any order.
     let mut answers = std::collections::HashMap::new();
@@ -156,9 +156,9 @@ fn a_follow_gets_the_backlog_with_the_id_before_it() {
     let mut a = Node::start(&nats.url(), |c| c.history_events = 4);
     let mut ids = Vec::new();
     for n in 1..=10 {
-        ids.push(a.publish_ok(0, "hist", &format!("e{n}")));
+        ids.push(a.publish_ok(0, "hist", format!("e{n}")));
         // Another topic between them: the stream's sequence is shared.
-        a.publish_ok(0, "other", &format!("o{n}"));
+        a.publish_ok(0, "other", format!("o{n}"));
     }
 
     // Four kept for replay, then a byte bound that keeps two.
@@ -410,4 +410,38 @@ fn user_actions_reach_the_other_nodes() {
     // Node a's own action is not relayed back to it.
     a.expect_quiet(0);
     a.expect_quiet(1);
+}
+
+#[test]
+fn binary_events_cross_the_bus_byte_for_byte() {
+    if !available("binary_events_cross_the_bus_byte_for_byte") {
+        return;
+    }
+    let nats = NatsServer::start();
+    let mut a = Node::start(&nats.url(), |_| {});
+    let mut b = Node::start(&nats.url(), |_| {});
+    b.follow(0, "pix");
+    b.ready(0);
+    let mut all: Vec<u8> = (0..=255).collect();
+    all.extend_from_slice(b"\xff\xfe\xc3\x28");
+    a.publish_ok(0, "pix", "text before");
+    let id = a.publish_ok(0, "pix", tether_hub::Payload::Binary(all.clone()));
+    assert_eq!(b.deliver(0).data_text(), Some("text before"));
+    let event = b.deliver(0);
+    assert_eq!(
+        (event.id(), event.is_binary(), event.data_bytes()),
+        (id, true, &all[..])
+    );
+    // From the bus's backlog too, to a node that follows later.
+    let mut c = Node::start(&nats.url(), |_| {});
+    c.follow(1, "pix");
+    let (history, _) = c.ready(1);
+    let got: Vec<_> = history.iter().map(|e| e.payload()).collect();
+    assert_eq!(
+        got,
+        [
+            tether_hub::Payload::from("text before"),
+            tether_hub::Payload::Binary(all)
+        ]
+    );
 }

@@ -23,6 +23,13 @@ use crate::shared::Post;
 pub(crate) const EVENT_HEADER: &str = "tether-event";
 /// The header that carries an event's publish key.
 pub(crate) const KEY_HEADER: &str = "tether-key";
+/// The header that marks a binary event ([`BINARY`]): its body is bytes,
+/// not UTF-8 text. A node of a release before binary events skips such a
+/// message (logged) when it is not UTF-8, and delivers it as text when it
+/// happens to be.
+pub(crate) const ENCODING_HEADER: &str = "tether-encoding";
+/// [`ENCODING_HEADER`]'s value for a binary event.
+pub(crate) const BINARY: &str = "binary";
 /// The header of a node's marker: a message that is no event, written
 /// to learn where a stream ends (AMQP 0-9-1 does not say).
 pub(crate) const MARKER_HEADER: &str = "tether-marker";

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use lapin::message::Delivery;
 use tether_hub::{DEFAULT_EVENT_TYPE, Error as HubError, Event, EventId, HubMessage};
 
-use crate::bridge::{EVENT_HEADER, KEY_HEADER, header_text};
+use crate::bridge::{BINARY, ENCODING_HEADER, EVENT_HEADER, KEY_HEADER, header_text};
 use crate::topic::EPOCH;
 
 /// What a node holds of a topic: the backlog it hands a loop that starts
@@ -60,9 +60,14 @@ pub(crate) fn to_event(topic: &Arc<str>, offset: u64, delivery: &Delivery) -> Op
     let headers = delivery.properties.headers().as_ref();
     let event_type = header_text(headers, EVENT_HEADER).unwrap_or(DEFAULT_EVENT_TYPE);
     let key = header_text(headers, KEY_HEADER);
-    let event = std::str::from_utf8(&delivery.data)
-        .map_err(|_| HubError::InvalidEventType)
-        .and_then(|data| Event::keyed(topic.clone(), EventId::new(EPOCH, offset), event_type, data, key));
+    let id = EventId::new(EPOCH, offset);
+    let event = if header_text(headers, ENCODING_HEADER) == Some(BINARY) {
+        Event::binary(topic.clone(), id, event_type, &delivery.data, key)
+    } else {
+        std::str::from_utf8(&delivery.data)
+            .map_err(|_| HubError::InvalidEventType)
+            .and_then(|data| Event::keyed(topic.clone(), id, event_type, data, key))
+    };
     match event {
         Ok(event) => Some(event),
         Err(e) => {

@@ -26,7 +26,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::bridge::{
-    Bridge, EVENT_HEADER, KEY_HEADER, Link, MARKER_HEADER, TopicCmd, backoff, header_text, set_text,
+    BINARY, Bridge, ENCODING_HEADER, EVENT_HEADER, KEY_HEADER, Link, MARKER_HEADER, TopicCmd, backoff,
+    header_text, set_text,
 };
 use crate::replica::{Replica, to_event};
 use crate::shared::add;
@@ -501,6 +502,9 @@ impl Task {
         }
         if let Some(key) = &publish.key {
             set_text(&mut headers, KEY_HEADER, key);
+        }
+        if publish.data.is_binary() {
+            set_text(&mut headers, ENCODING_HEADER, BINARY);
         }
         let properties = BasicProperties::default()
             .with_message_id(id.as_str().into())

@@ -65,7 +65,7 @@ fn a_follow_gets_the_backlog_with_the_id_before_it(url: &str) {
     let mut a = Node::start(url, |c| c.history_events = 4);
     let mut ids = Vec::new();
     for n in 1..=10 {
-        ids.push(a.publish_ok(0, "hist", &format!("e{n}")));
+        ids.push(a.publish_ok(0, "hist", format!("e{n}")));
     }
     Node::check_the_backlogs_of_ten(url, "hist", &ids);
     // A keyed publish repeated within the backlog is a duplicate, on any
@@ -116,7 +116,7 @@ fn a_stream_truncated_by_retention_gives_the_gap(url: &str) {
     let mut a = start(url, "gap", small);
     let first = a.publish_ok(0, "burst", "first");
     for n in 0..300 {
-        a.publish_ok(0, "burst", &format!("{n:03}-{}", "x".repeat(60)));
+        a.publish_ok(0, "burst", format!("{n:03}-{}", "x".repeat(60)));
     }
     let mut b = start(url, "gap", small);
     b.follow(0, "burst");

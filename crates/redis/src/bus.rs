@@ -102,7 +102,12 @@ mod tests {
         );
         let event = read[0].entry.clone().unwrap();
         assert_eq!(
-            (event.id, &*event.event_type, &*event.data, event.key.as_deref()),
+            (
+                event.id,
+                &*event.event_type,
+                event.data.as_text().unwrap(),
+                event.key.as_deref()
+            ),
             (EventId::new(5, 1), "update", "one", Some("k"))
         );
         assert_eq!((read[1].seq, read[1].entry.clone()), (None, None));

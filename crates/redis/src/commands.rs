@@ -8,13 +8,19 @@ use std::sync::Arc;
 use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 
 use tether_hub::{
-    DEFAULT_EVENT_TYPE, Event, EventId, is_valid_event_type, is_valid_publish_key, is_valid_topic,
+    DEFAULT_EVENT_TYPE, Event, EventId, Payload, is_valid_event_type, is_valid_publish_key, is_valid_topic,
 };
 
 /// The stream field that holds an event's type.
 pub(crate) const FIELD_EVENT: &str = "event";
 /// The stream field that holds an event's data.
 pub(crate) const FIELD_DATA: &str = "data";
+
+/// The stream field that holds a binary event's data (its bytes exactly)
+/// in place of [`FIELD_DATA`]. A node of a release before binary events
+/// finds no data in such an entry and delivers it as an empty text event;
+/// it never fails on it.
+pub(crate) const FIELD_BINARY: &str = "binary";
 /// The stream field that holds an event's publish key, if it has one.
 pub(crate) const FIELD_KEY: &str = "key";
 
@@ -343,14 +349,14 @@ pub(crate) fn xinfo_stream(key: &str) -> Cmd {
 pub(crate) struct Entry {
     pub(crate) id: EventId,
     pub(crate) event_type: String,
-    pub(crate) data: String,
+    pub(crate) data: Payload,
     pub(crate) key: Option<String>,
 }
 
 impl Entry {
     /// The hub's event for this entry, encoded once.
     pub(crate) fn to_event(&self, topic: &Arc<str>) -> Option<Arc<Event>> {
-        Event::keyed(
+        Event::of_payload(
             topic.clone(),
             self.id,
             &self.event_type,
@@ -399,7 +405,7 @@ pub(crate) fn pairs(value: &Value) -> Option<Vec<(&Value, &Value)>> {
 /// One entry: `[id, [field, value, ...]]`. Entries that tether did not
 /// write still get through: a missing or invalid type reads as
 /// `message`, missing data as empty, bytes that are not UTF-8 lossily, an
-/// invalid publish key as none.
+/// invalid publish key as none; data in [`FIELD_BINARY`] is binary.
 pub(crate) fn parse_entry(value: &Value) -> Result<Entry, RedisError> {
     let Value::Array(parts) = value else {
         return Err(malformed("a stream entry"));
@@ -409,7 +415,7 @@ pub(crate) fn parse_entry(value: &Value) -> Result<Entry, RedisError> {
     };
     let id = parse_id(id).ok_or_else(|| malformed("a stream entry id"))?;
     let mut event_type = DEFAULT_EVENT_TYPE.to_owned();
-    let mut data = String::new();
+    let mut data = Payload::default();
     let mut key = None;
     for (field, value) in pairs(fields).unwrap_or_default() {
         match (text(field), text(value)) {
@@ -421,8 +427,9 @@ pub(crate) fn parse_entry(value: &Value) -> Result<Entry, RedisError> {
                 }
             }
             (Some(f), Some(v)) if f == FIELD_DATA.as_bytes() => {
-                data = String::from_utf8_lossy(v).into_owned();
+                data = Payload::Text(String::from_utf8_lossy(v).into_owned());
             }
+            (Some(f), Some(v)) if f == FIELD_BINARY.as_bytes() => data = Payload::Binary(v.to_vec()),
             (Some(f), Some(v)) if f == FIELD_KEY.as_bytes() => {
                 key = std::str::from_utf8(v)
                     .ok()

@@ -6,7 +6,7 @@
 use redis::{Cmd, ErrorKind, RedisError, Value};
 use tether_hub::{EventId, Publish};
 
-use crate::commands::{Keys, parse_id};
+use crate::commands::{FIELD_BINARY, FIELD_DATA, Keys, parse_id};
 
 /// A script's text whose body runs under `pcall`: what Redis refuses in it
 /// (a key that is not a stream, say) is answered as a value,
@@ -68,10 +68,10 @@ local id = redis.call('HGET', KEYS[2], ARGV[4])
 if id and #redis.call('XRANGE', KEYS[1], id, id) > 0 then
   return {0, id}
 end
-id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
+id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], ARGV[#ARGV], ARGV[3], 'key', ARGV[4])
 if KEYS[4] then
   local n = redis.call('INCR', KEYS[5])
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'topic', ARGV[7], 'id', id, 'n', n, 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'topic', ARGV[7], 'id', id, 'n', n, 'event', ARGV[2], ARGV[#ARGV], ARGV[3], 'key', ARGV[4])
 end
 redis.call('HSET', KEYS[2], ARGV[4], id)
 redis.call('ZADD', KEYS[3], string.match(id, '^%d+'), ARGV[4])
@@ -125,13 +125,24 @@ pub(crate) fn publish(
     }
     cmd.arg(max_len)
         .arg(&publish.event_type)
-        .arg(&publish.data)
+        .arg(publish.data.as_bytes())
         .arg(&**publish_key)
         .arg(PRUNE_BATCH);
     if keys.announces() {
         cmd.arg(bus_len).arg(&*publish.topic);
     }
+    cmd.arg(data_field(publish));
     cmd
+}
+
+/// The stream field a publish's data goes in, the scripts' last argument:
+/// `data` for text, `binary` for bytes (see [`FIELD_BINARY`]).
+fn data_field(publish: &Publish) -> &'static str {
+    if publish.data.is_binary() {
+        FIELD_BINARY
+    } else {
+        FIELD_DATA
+    }
 }
 
 /// The scripts' SHA1 digests once Redis holds them (`SCRIPT LOAD`, on
@@ -227,9 +238,9 @@ fn unavailable(message: &str) -> Option<RedisError> {
 /// `MAXLEN ~` bound, the event type, the data, the bus's bound, the topic.
 const PUBLISH_ANNOUNCED: &str = refusals_as_values!(
     r"
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], ARGV[#ARGV], ARGV[3])
 local n = redis.call('INCR', KEYS[3])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'topic', ARGV[5], 'id', id, 'n', n, 'event', ARGV[2], 'data', ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'topic', ARGV[5], 'id', id, 'n', n, 'event', ARGV[2], ARGV[#ARGV], ARGV[3])
 return id
 "
 );
@@ -245,7 +256,7 @@ return id
 /// event type, the data.
 const PUBLISH_PLAIN: &str = refusals_as_values!(
     r"
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3])
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], ARGV[#ARGV], ARGV[3])
 "
 );
 
@@ -257,7 +268,8 @@ fn scripted_xadd(key: &str, max_len: usize, publish: &Publish) -> Cmd {
         .arg(key)
         .arg(max_len)
         .arg(&publish.event_type)
-        .arg(&publish.data);
+        .arg(publish.data.as_bytes())
+        .arg(data_field(publish));
     cmd
 }
 
@@ -271,9 +283,10 @@ fn announced(keys: &Keys, max_len: usize, bus_len: usize, loaded: &Loaded, publi
         .arg(keys.bus_seq(bus))
         .arg(max_len)
         .arg(&publish.event_type)
-        .arg(&publish.data)
+        .arg(publish.data.as_bytes())
         .arg(bus_len)
-        .arg(&*publish.topic);
+        .arg(&*publish.topic)
+        .arg(data_field(publish));
     cmd
 }
 
@@ -310,7 +323,28 @@ mod tests {
         let p = Publish::new("news", Some("update"), "a b\nc", &Config::default()).unwrap();
         assert_eq!(
             args(&publish(&cluster("t:"), 1000, 99, &Loaded::default(), &p)),
-            ["EVAL", PUBLISH_PLAIN, "1", "t:{news}", "1000", "update", "a b\nc"]
+            [
+                "EVAL",
+                PUBLISH_PLAIN,
+                "1",
+                "t:{news}",
+                "1000",
+                "update",
+                "a b\nc",
+                "data"
+            ]
+        );
+        // Bytes go in the binary field, exactly.
+        let mut p = p;
+        p.data = tether_hub::Payload::Binary(vec![0, 0xff]);
+        let sent = publish(&cluster("t:"), 1000, 99, &Loaded::default(), &p);
+        let last: Vec<_> = sent.args_iter().skip(6).collect();
+        assert_eq!(
+            last,
+            [
+                redis::Arg::Simple(&[0u8, 0xff][..]),
+                redis::Arg::Simple(b"binary")
+            ]
         );
     }
 
@@ -330,7 +364,8 @@ mod tests {
                 "message",
                 "x",
                 "500",
-                "news"
+                "news",
+                "data"
             ]
         );
     }
@@ -366,7 +401,8 @@ mod tests {
                 "order-1",
                 "1000",
                 "99",
-                "news"
+                "news",
+                "data"
             ]
         );
         let sent = args(&publish(&cluster("t:"), 10, 99, &Loaded::default(), &keyed));
@@ -381,7 +417,8 @@ mod tests {
                 "message",
                 "x",
                 "order-1",
-                "1000"
+                "1000",
+                "data"
             ]
         );
         assert_eq!(self::plain("t:").topic_of(b"t:!pub:news"), None, "never a topic");

@@ -43,7 +43,7 @@ fn a_reader_killed_mid_stream_loses_repeats_and_reorders_nothing() {
     let publisher = std::thread::spawn(move || {
         for n in 0..EVENTS {
             let topic = TOPICS[n % TOPICS.len()];
-            a.publish_ok(n % 2, topic, &format!("{topic}-{n}"));
+            a.publish_ok(n % 2, topic, format!("{topic}-{n}"));
         }
         a
     });

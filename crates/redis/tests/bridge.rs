@@ -42,7 +42,7 @@ fn a_follow_gets_the_backlog_from_redis() {
     let redis = RedisServer::start();
     let mut a = Node::start(&redis.url(), |_| {});
     for n in 1..=10 {
-        a.publish_ok(0, "hist", &format!("e{n}"));
+        a.publish_ok(0, "hist", format!("e{n}"));
     }
     let ids = stream_ids(&redis, "hist");
 
@@ -94,7 +94,7 @@ fn a_lost_connection_goes_on_where_it_stopped() {
     b.follow(0, "cont");
     b.ready(0);
     for n in 1..=2 {
-        a.publish_ok(0, "cont", &format!("e{n}"));
+        a.publish_ok(0, "cont", format!("e{n}"));
     }
     assert_eq!(data(&[b.deliver(0), b.deliver(0)]), ["e1", "e2"]);
 
@@ -107,7 +107,7 @@ fn a_lost_connection_goes_on_where_it_stopped() {
     });
     assert_eq!(b.brokers[1].state(), BrokerState::Connecting);
     for n in 3..=5 {
-        a.publish_ok(0, "cont", &format!("e{n}"));
+        a.publish_ok(0, "cont", format!("e{n}"));
     }
     let during: Vec<Arc<Event>> = (0..3).map(|_| b.deliver(0)).collect();
     assert_eq!(data(&during), ["e3", "e4", "e5"]);
@@ -148,7 +148,7 @@ fn lost_continuity_sends_the_backlog_again() {
         !b.bridge.status().reader_connected
     });
     for n in 2..=6 {
-        a.publish_ok(0, "trim", &format!("e{n}"));
+        a.publish_ok(0, "trim", format!("e{n}"));
     }
     // What node b delivered last is trimmed away while it is gone.
     let _: i64 = redis::cmd("XTRIM")
@@ -529,7 +529,7 @@ fn the_round_trips_to_redis_are_timed_publishes_and_pings() {
     // Each publish answered before the next is sent: a batch of its own,
     // one round trip each.
     for n in 1..=3 {
-        a.publish_ok(0, "timed", &format!("e{n}"));
+        a.publish_ok(0, "timed", format!("e{n}"));
     }
     let published = round_trips(&a.round_trips());
     assert!(published >= before + 3, "{before} then {published}");
@@ -544,5 +544,39 @@ fn the_round_trips_to_redis_are_timed_publishes_and_pings() {
             "tether_bus_round_trip_seconds_bucket{{le=\"+Inf\"}} {count}\n"
         )),
         "{metrics}"
+    );
+}
+
+#[test]
+fn binary_events_cross_the_bus_byte_for_byte() {
+    if !available("binary_events_cross_the_bus_byte_for_byte") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let mut a = Node::start(&redis.url(), |_| {});
+    let mut b = Node::start(&redis.url(), |_| {});
+    b.follow(0, "pix");
+    b.ready(0);
+    let mut all: Vec<u8> = (0..=255).collect();
+    all.extend_from_slice(b"\xff\xfe\xc3\x28");
+    a.publish_ok(0, "pix", "text before");
+    let id = a.publish_ok(0, "pix", tether_hub::Payload::Binary(all.clone()));
+    assert_eq!(b.deliver(0).data_text(), Some("text before"));
+    let event = b.deliver(0);
+    assert_eq!(
+        (event.id(), event.is_binary(), event.data_bytes()),
+        (id, true, &all[..])
+    );
+    // From the bus's backlog too, to a node that follows later.
+    let mut c = Node::start(&redis.url(), |_| {});
+    c.follow(1, "pix");
+    let (history, _) = c.ready(1);
+    let got: Vec<_> = history.iter().map(|e| e.payload()).collect();
+    assert_eq!(
+        got,
+        [
+            tether_hub::Payload::from("text before"),
+            tether_hub::Payload::Binary(all)
+        ]
     );
 }

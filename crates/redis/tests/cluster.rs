@@ -239,9 +239,7 @@ fn refused_topic(layout: Layout) {
         for (i, topic) in topics.iter().enumerate() {
             // Every other round with a publish key (the keyed script).
             let key = (n % 2 == 0).then(|| format!("k{n}-{i}"));
-            let token = a
-                .publish_keyed(0, topic, &format!("{n}"), key.as_deref())
-                .unwrap();
+            let token = a.publish_keyed(0, topic, format!("{n}"), key.as_deref()).unwrap();
             sent.push((topic.clone(), token));
         }
     }

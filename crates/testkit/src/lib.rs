@@ -443,11 +443,20 @@ pub struct Upgrade {
 
 impl Upgrade {
     pub fn new(addr: SocketAddr, target: &str) -> Upgrade {
+        Upgrade::offering(addr, target, None)
+    }
+
+    /// An upgrade request that offers these extensions (a
+    /// `Sec-WebSocket-Extensions` value); the response may accept them.
+    /// The client's connection has none: a test adds what was agreed.
+    pub fn offering(addr: SocketAddr, target: &str, extensions: Option<&str>) -> Upgrade {
         let mut request = Vec::new();
         let host = addr.to_string();
-        let handshake = ClientRequest::new(&host, target, *b"tether-test-key!")
-            .write(&mut request)
-            .expect("a valid upgrade request");
+        let mut client = ClientRequest::new(&host, target, *b"tether-test-key!");
+        if let Some(offer) = extensions {
+            client = client.extensions(offer);
+        }
+        let handshake = client.write(&mut request).expect("a valid upgrade request");
         Upgrade {
             request,
             conn: client_connection(addr.port().into()),

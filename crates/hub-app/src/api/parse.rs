@@ -2,7 +2,9 @@
 //! acts on: unknown members are refused, every error names its field.
 
 use serde_json::Value;
-use tether_hub::{Error as HubError, EventId, HistoryQuery, MAX_HISTORY, is_valid_topic, json_string};
+use tether_hub::{
+    Error as HubError, EventId, HistoryQuery, MAX_HISTORY, Payload, is_valid_topic, json_string,
+};
 
 use super::{ApiError, MAX_ITEMS};
 
@@ -11,13 +13,14 @@ use super::{ApiError, MAX_ITEMS};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Item {
     pub(crate) topic: String,
-    pub(crate) data: String,
+    pub(crate) data: Payload,
     pub(crate) event_type: Option<String>,
     pub(crate) key: Option<String>,
 }
 
 /// The body of `POST /api/publish`:
-/// `{"items":[{"topic":"a","data":...,"type":"T","key":"K"},...]}`.
+/// `{"items":[{"topic":"a","data":...,"type":"T","key":"K"},...]}`
+/// (`"encoding":"base64"` beside a string `data`: a binary event).
 pub(crate) fn parse_publish(body: &[u8]) -> Result<Vec<Item>, ApiError> {
     let mut root = parse_object(body, &["items"])?;
     let items = take_array(&mut root, "items")?;
@@ -27,7 +30,7 @@ pub(crate) fn parse_publish(body: &[u8]) -> Result<Vec<Item>, ApiError> {
         let Value::Object(mut item) = item else {
             return Err(ApiError::bad(format!("{name} must be an object")));
         };
-        check_members(&item, &name, &["topic", "data", "type", "key"])?;
+        check_members(&item, &name, &["topic", "data", "encoding", "type", "key"])?;
         out.push(Item {
             topic: take_string(&mut item, &name, "topic")?,
             data: take_data(&mut item, &name)?,
@@ -43,7 +46,7 @@ pub(crate) fn parse_publish(body: &[u8]) -> Result<Vec<Item>, ApiError> {
 /// Data larger than `max_data` (the largest event) refuses the whole
 /// request, before it is copied for every topic.
 pub(crate) fn parse_broadcast(body: &[u8], max_data: usize) -> Result<Vec<Item>, ApiError> {
-    let mut root = parse_object(body, &["topics", "data", "type"])?;
+    let mut root = parse_object(body, &["topics", "data", "encoding", "type"])?;
     let topics = take_array(&mut root, "topics")?;
     let data = take_data(&mut root, "")?;
     if data.len() > max_data {
@@ -134,12 +137,29 @@ fn take_optional_string(object: &mut Object, parent: &str, name: &str) -> Result
 }
 
 /// `data`: a string is published as it is, any other JSON value as its
-/// JSON text.
-fn take_data(object: &mut Object, parent: &str) -> Result<String, ApiError> {
-    match object.remove("data") {
-        None => Err(ApiError::bad(format!("{} is required", field(parent, "data")))),
-        Some(Value::String(s)) => Ok(s),
-        Some(other) => Ok(other.to_string()),
+/// JSON text; with `"encoding":"base64"`, a string of standard base64 is
+/// a binary event's bytes.
+fn take_data(object: &mut Object, parent: &str) -> Result<Payload, ApiError> {
+    let base64 = match take_optional_string(object, parent, "encoding")?.as_deref() {
+        None => false,
+        Some("base64") => true,
+        Some(_) => {
+            return Err(ApiError::bad(format!(
+                "{} must be \"base64\"",
+                field(parent, "encoding")
+            )));
+        }
+    };
+    match (object.remove("data"), base64) {
+        (None, _) => Err(ApiError::bad(format!("{} is required", field(parent, "data")))),
+        (Some(Value::String(s)), true) => Payload::from_base64(&s)
+            .ok_or_else(|| ApiError::bad(format!("{} is not standard base64", field(parent, "data")))),
+        (Some(_), true) => Err(ApiError::bad(format!(
+            "{} must be a string",
+            field(parent, "data")
+        ))),
+        (Some(Value::String(s)), false) => Ok(Payload::Text(s)),
+        (Some(other), false) => Ok(Payload::Text(other.to_string())),
     }
 }
 
@@ -418,7 +438,7 @@ mod tests {
     fn item(topic: &str, data: &str, event_type: Option<&str>, key: Option<&str>) -> Item {
         Item {
             topic: topic.to_owned(),
-            data: data.to_owned(),
+            data: Payload::from(data),
             event_type: event_type.map(str::to_owned),
             key: key.map(str::to_owned),
         }
@@ -439,7 +459,28 @@ mod tests {
         assert_eq!(
             parse_publish(br#"{"items":[{"topic":"a b","data":""}]}"#),
             Ok(vec![item("a b", "", None, None)])
-        );
+        ); // Bytes, in base64; refused when not base64 or not a string.
+        let binary = parse_publish(br#"{"items":[{"topic":"a","data":"AP8=","encoding":"base64"}]}"#);
+        assert_eq!(binary.unwrap()[0].data, Payload::Binary(vec![0, 0xff]));
+        for (body, error) in [
+            (
+                &br#"{"items":[{"topic":"a","data":"AP8","encoding":"base64"}]}"#[..],
+                "items[0].data is not standard base64",
+            ),
+            (
+                br#"{"items":[{"topic":"a","data":[1],"encoding":"base64"}]}"#,
+                "items[0].data must be a string",
+            ),
+            (
+                br#"{"items":[{"topic":"a","data":"x","encoding":"hex"}]}"#,
+                "items[0].encoding must be",
+            ),
+        ] {
+            let refused = parse_publish(body).unwrap_err();
+            assert!(format!("{refused:?}").contains(error), "{refused:?}");
+        }
+        let broadcast = parse_broadcast(br#"{"topics":["a"],"data":"AP8=","encoding":"base64"}"#, 10);
+        assert_eq!(broadcast.unwrap()[0].data, Payload::Binary(vec![0, 0xff]));
     }
 
     #[test]

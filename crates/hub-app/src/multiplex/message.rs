@@ -5,6 +5,8 @@
 //! wrong, and the topic when the message named one (so that the answer
 //! can say which subscription it was about).
 
+use tether_hub::Payload;
+
 use crate::json_text::flat_object;
 
 /// The largest call id a client may use: the largest integer a
@@ -31,10 +33,12 @@ pub(crate) enum ClientMessage {
     },
     /// `{"type":"unsubscribe","topic":"T"}`.
     Unsubscribe { topic: String },
-    /// `{"type":"publish","topic":"T","data":"…","event":"E","id":"KEY"}`.
+    /// `{"type":"publish","topic":"T","data":"…","event":"E","id":"KEY"}`;
+    /// with `"encoding":"base64"`, `data` is a binary event's bytes in
+    /// standard base64.
     Publish {
         topic: String,
-        data: String,
+        data: Payload,
         event: Option<String>,
         key: Option<String>,
     },
@@ -83,7 +87,8 @@ impl ClientMessage {
             } => {
                 members.push(("type", text("publish")));
                 members.push(("topic", text(topic)));
-                members.push(("data", text(data)));
+                members.push(("data", text(&data.base64())));
+                members.push(("encoding", data.is_binary().then(|| text("base64")).flatten()));
                 members.push(("event", optional(event)));
                 members.push(("id", optional(key)));
             }
@@ -165,7 +170,7 @@ fn allowed(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
         "subscribe" => &["topic", "since", "presence", "ticket", "delta"],
         "unsubscribe" => &["topic"],
-        "publish" => &["topic", "data", "event", "id"],
+        "publish" => &["topic", "data", "encoding", "event", "id"],
         "auth" => &["token"],
         "rpc" => &["id", "method", "data"],
         _ => return None,
@@ -271,12 +276,21 @@ pub(crate) fn parse(text: &str) -> Result<ClientMessage, Malformed> {
         "unsubscribe" => ClientMessage::Unsubscribe {
             topic: required("topic")?,
         },
-        "publish" => ClientMessage::Publish {
-            topic: required("topic")?,
-            data: required("data")?,
-            event: text("event")?,
-            key: text("id")?,
-        },
+        "publish" => {
+            let data = required("data")?;
+            let data = match text("encoding")?.as_deref() {
+                None => Payload::Text(data),
+                Some("base64") => Payload::from_base64(&data)
+                    .ok_or_else(|| refuse("\"data\" is not standard base64".to_owned()))?,
+                Some(_) => return Err(refuse("\"encoding\" must be \"base64\"".to_owned())),
+            };
+            ClientMessage::Publish {
+                topic: required("topic")?,
+                data,
+                event: text("event")?,
+                key: text("id")?,
+            }
+        }
         "rpc" => {
             let id = match members.iter().find(|(n, _)| n == "id") {
                 None => return Err(refuse("an rpc message needs \"id\"".to_owned())),
@@ -352,11 +366,29 @@ mod tests {
             parse(r#"{"type":"publish","topic":"a","data":"hi\n","event":"e","id":"k"}"#),
             Ok(ClientMessage::Publish {
                 topic: "a".to_owned(),
-                data: "hi\n".to_owned(),
+                data: Payload::from("hi\n"),
                 event: Some("e".to_owned()),
                 key: Some("k".to_owned()),
             })
         );
+        assert_eq!(
+            parse(r#"{"type":"publish","topic":"a","data":"AP8=","encoding":"base64"}"#),
+            Ok(ClientMessage::Publish {
+                topic: "a".to_owned(),
+                data: Payload::Binary(vec![0, 0xff]),
+                event: None,
+                key: None,
+            })
+        );
+        for (bad, error) in [
+            (r#""data":"AP8","encoding":"base64""#, "is not standard base64"),
+            (r#""data":"AP8=","encoding":"hex""#, "must be \"base64\""),
+        ] {
+            let message = format!(r#"{{"type":"publish","topic":"a",{bad}}}"#);
+            let refused = parse(&message).unwrap_err();
+            assert!(refused.error.contains(error), "{message}: {}", refused.error);
+            assert_eq!(refused.topic.as_deref(), Some("a"));
+        }
         assert_eq!(
             parse(r#"{"type":"auth","token":"x.y.z"}"#),
             Ok(ClientMessage::Auth {
@@ -490,11 +522,19 @@ mod tests {
             (text(), text(), maybe(), maybe()).prop_map(|(topic, data, event, key)| {
                 ClientMessage::Publish {
                     topic,
-                    data,
+                    data: Payload::Text(data),
                     event,
                     key,
                 }
             }),
+            (text(), proptest::collection::vec(any::<u8>(), 0..64), maybe()).prop_map(
+                |(topic, bytes, key)| ClientMessage::Publish {
+                    topic,
+                    data: Payload::Binary(bytes),
+                    event: None,
+                    key,
+                }
+            ),
             text().prop_map(|token| ClientMessage::Auth { token }),
             (0..=MAX_CALL_ID, "[a-z._:/-]{1,64}", proptest::option::of(data()))
                 .prop_map(|(id, method, data)| { ClientMessage::Rpc { id, method, data } }),

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use tether_hub::{DEFAULT_EVENT_TYPE, Decision, Publish};
+use tether_hub::{DEFAULT_EVENT_TYPE, Decision, Payload, Publish};
 use tether_server::ConnId;
 
 use super::publish::Pending;
@@ -116,21 +116,29 @@ pub(super) fn publish_question(subject: Option<String>, publish: &Publish) -> Qu
     Question::Publish {
         subject,
         topic: publish.topic.to_string(),
-        data: publish.data.clone(),
+        data: publish.data.base64(),
         event: (publish.event_type != DEFAULT_EVENT_TYPE).then(|| publish.event_type.clone()),
+        encoding: publish.data.is_binary().then_some("base64"),
     }
 }
 
 /// `publish` with the data the backend gave instead, checked as any
-/// publish is (too large a rewrite is refused, never cut).
+/// publish is (too large a rewrite is refused, never cut); a binary
+/// publish's replacement is base64, and refused if it is not.
 pub(super) fn rewritten(
     publish: Publish,
     data: String,
     config: &tether_hub::Config,
-) -> Result<Publish, tether_hub::Error> {
-    let again = Publish::new(&publish.topic, Some(&publish.event_type), data, config)?;
+) -> Result<Publish, Refused> {
+    let data = if publish.data.is_binary() {
+        Payload::from_base64(&data).ok_or(Refused::Undecided)?
+    } else {
+        Payload::Text(data)
+    };
+    let again =
+        Publish::new(&publish.topic, Some(&publish.event_type), data, config).map_err(Refused::Hub)?;
     match &publish.key {
-        Some(key) => again.with_key(key),
+        Some(key) => again.with_key(key).map_err(Refused::Hub),
         None => Ok(again),
     }
 }
@@ -159,7 +167,10 @@ mod tests {
     }
 
     fn data(ready: &[(Gated, Decision)]) -> Vec<&str> {
-        ready.iter().map(|(g, _)| g.publish.data.as_str()).collect()
+        ready
+            .iter()
+            .filter_map(|(g, _)| g.publish.data.as_text())
+            .collect()
     }
 
     #[test]

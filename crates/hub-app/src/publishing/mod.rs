@@ -245,7 +245,7 @@ impl Publishing {
         }
         let subscriber = delivery.subscribers.get_mut(conn)?;
         let limited =
-            subscriber.may_publish && message.as_text().is_some() && over_rate(parts, subscriber, ctx.now());
+            subscriber.may_publish && (raw || message.is_text()) && over_rate(parts, subscriber, ctx.now());
         let published = if limited {
             Err(NotPublished::RateLimited)
         } else {
@@ -371,9 +371,9 @@ impl Publishing {
                                 Err(e) => (publisher, Refused::Hub(e)),
                             }
                         }
-                        Err(e) => {
+                        Err(refused) => {
                             add(&parts.stats.publish_refused, 1);
-                            (pending, Refused::Hub(e))
+                            (pending, refused)
                         }
                     }
                 }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use tether_hub::{Error as HubError, HubMessage, is_valid_topic};
+use tether_hub::{Error as HubError, HubMessage, Payload, is_valid_topic};
 use tether_server::{CloseCode, ConnId, Ctx, Message, MessageRef};
 
 use super::publish::{self, NotPublished, error_json};
@@ -27,7 +27,7 @@ const MESSAGE_OVERHEAD: usize = 64 * 1024;
 /// What a publish message carries.
 struct Sent {
     topic: String,
-    data: String,
+    data: Payload,
     event: Option<String>,
     key: Option<String>,
     /// Its bytes on the wire.
@@ -68,7 +68,7 @@ impl Publishing {
         let Some(text) = message.as_text() else {
             let error = error_json(
                 None,
-                "a multiplexed socket takes text messages, each a JSON object",
+                "a multiplexed socket takes text messages, each a JSON object (binary data goes in base64, with \"encoding\":\"base64\")",
                 None,
             );
             ctx.send(conn, &Message::text(error));

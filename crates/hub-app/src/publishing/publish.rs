@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tether_hub::{
-    Broker, Context, Error as HubError, EventId, Publish, PublishAnswer, ReplyTo, Transport,
+    Broker, Context, Error as HubError, EventId, Payload, Publish, PublishAnswer, ReplyTo, Transport,
     is_valid_publish_key, json_string,
 };
 use tether_server::{CloseCode, ConnId, MessageRef, Request, Response};
@@ -103,34 +103,39 @@ pub(super) fn error_json(topic: Option<&str>, message: &str, key: Option<&str>) 
 /// optional).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Envelope {
-    pub(super) data: String,
+    pub(super) data: Payload,
     pub(super) event: Option<String>,
     pub(super) key: Option<String>,
 }
 
-/// Parses an envelope. Members other than `data`, `event` and `id`, a
-/// member given twice, and values other than strings are refused, so
-/// that a misspelt `id` cannot silently turn deduplication off.
+/// Parses an envelope. Members other than `data`, `encoding`, `event`
+/// and `id`, a member given twice, and values other than strings are
+/// refused, so that a misspelt `id` cannot silently turn deduplication
+/// off. With `"encoding":"base64"` the data is a binary event's bytes in
+/// standard base64, refused if it is not that.
 fn parse_envelope(text: &str) -> Result<Envelope, String> {
     let mut envelope = Envelope {
-        data: String::new(),
+        data: Payload::default(),
         event: None,
         key: None,
     };
     let mut has_data = false;
+    let mut data = String::new();
+    let mut encoding = None;
     for (name, value) in parse_string_object(text)? {
         let slot = match name.as_str() {
             "data" if !has_data => {
                 has_data = true;
-                envelope.data = value;
+                data = value;
                 continue;
             }
+            "encoding" => &mut encoding,
             "event" => &mut envelope.event,
             "id" => &mut envelope.key,
             "data" => return Err("the envelope has \"data\" twice".to_owned()),
             other => {
                 return Err(format!(
-                    "unknown envelope member {} (data, event, id)",
+                    "unknown envelope member {} (data, encoding, event, id)",
                     json_string(other)
                 ));
             }
@@ -142,6 +147,13 @@ fn parse_envelope(text: &str) -> Result<Envelope, String> {
     if !has_data {
         return Err("the envelope has no \"data\"".to_owned());
     }
+    envelope.data = match encoding.as_deref() {
+        None => Payload::Text(data),
+        Some("base64") => {
+            Payload::from_base64(&data).ok_or_else(|| "\"data\" is not standard base64".to_owned())?
+        }
+        Some(_) => return Err("\"encoding\" must be \"base64\"".to_owned()),
+    };
     if let Some(key) = &envelope.key
         && !is_valid_publish_key(key)
     {
@@ -295,8 +307,9 @@ impl Publishes {
 }
 
 /// The publish an HTTP request makes to `topic`: its body as UTF-8 text,
-/// the event type of `?event=` or `Tether-Event`, the publish key; or
-/// the answer that refuses it.
+/// or its bytes exactly when its `Content-Type` is binary
+/// ([`is_binary_type`]); the event type of `?event=` or `Tether-Event`,
+/// the publish key; or the answer that refuses it.
 pub(super) fn from_request(
     topic: &str,
     request: &Request<'_>,
@@ -307,8 +320,16 @@ pub(super) fn from_request(
         .query_param("event")
         .or_else(|| request.header("tether-event").map(str::to_owned));
     let key = http_key(request)?;
-    let Ok(data) = std::str::from_utf8(body) else {
-        return Err(Response::text(400, "the body must be UTF-8 text\n"));
+    let data = if request.header("content-type").is_some_and(is_binary_type) {
+        Payload::Binary(body.to_vec())
+    } else {
+        let Ok(text) = std::str::from_utf8(body) else {
+            return Err(Response::text(
+                400,
+                "the body must be UTF-8 text, or sent with a binary Content-Type (application/octet-stream)\n",
+            ));
+        };
+        Payload::from(text)
     };
     Publish::new(topic, event_type.as_deref(), data, &settings.hub)
         .and_then(|publish| match &key {
@@ -316,6 +337,35 @@ pub(super) fn from_request(
             None => Ok(publish),
         })
         .map_err(|e| error_response(&e))
+}
+
+/// Whether a `Content-Type` makes a published body binary: its media type
+/// is `application/octet-stream`, `image/*`, `audio/*`, `video/*`,
+/// `font/*`, or one of the binary serializations `application/cbor`,
+/// `application/msgpack`, `application/x-msgpack`,
+/// `application/protobuf`, `application/x-protobuf`. Every other type, or
+/// none, is text (which must be UTF-8), as it always was: `curl -d`
+/// sends `application/x-www-form-urlencoded`, JSON is text.
+pub(super) fn is_binary_type(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    let Some((kind, sub)) = media.split_once('/') else {
+        return false;
+    };
+    let is = |name: &str| kind.eq_ignore_ascii_case(name);
+    let sub_is = |names: &[&str]| names.iter().any(|n| sub.eq_ignore_ascii_case(n));
+    is("image")
+        || is("audio")
+        || is("video")
+        || is("font")
+        || (is("application")
+            && sub_is(&[
+                "octet-stream",
+                "cbor",
+                "msgpack",
+                "x-msgpack",
+                "protobuf",
+                "x-protobuf",
+            ]))
 }
 
 /// Why a WebSocket subscriber's message is not published.
@@ -368,39 +418,43 @@ pub(super) fn from_message(
             "publishing to this topic over WebSocket is not allowed",
         ));
     }
-    let Some(text) = message.as_text() else {
-        return Err(NotPublished::Refused(
-            CloseCode::UNSUPPORTED_DATA,
-            "only text messages are published",
-        ));
-    };
-    let len = cost(text);
-    within_allowance(subscriber, len, settings)?;
     let envelope = subscriber.envelope;
-    let (data, own_type, key) = if envelope {
-        let e = parse_envelope(text).map_err(NotPublished::BadEnvelope)?;
-        (e.data, e.event, e.key)
-    } else {
-        (text.to_owned(), None, None)
+    // A socket without envelopes publishes a binary message's bytes as a
+    // binary event; an enveloped one takes text (JSON) only, binary data
+    // in base64.
+    let text = match message {
+        MessageRef::Text(text) => Some(text),
+        MessageRef::Binary(_) if !envelope => None,
+        MessageRef::Binary(_) => {
+            return Err(NotPublished::Refused(
+                CloseCode::UNSUPPORTED_DATA,
+                "an enveloped socket publishes text messages (binary data as \"encoding\":\"base64\")",
+            ));
+        }
+    };
+    let len = cost_of(message.as_bytes().len());
+    within_allowance(subscriber, len, settings)?;
+    let (data, own_type, key) = match text {
+        Some(text) if envelope => {
+            let e = parse_envelope(text).map_err(NotPublished::BadEnvelope)?;
+            (e.data, e.event, e.key)
+        }
+        Some(text) => (Payload::from(text), None, None),
+        None => (Payload::Binary(message.as_bytes().to_vec()), None, None),
     };
     let event_type = own_type.as_deref().or(subscriber.event_type());
     let publish = made(&subscriber.topic, event_type, data, key, settings)?;
     Ok(counted(subscriber, conn, publish, len, envelope, None))
 }
 
-/// What a publish of `text` costs its publisher's in-flight allowance:
-/// each costs the hub more than its bytes (the publish, its place in
-/// the queues), so an empty one counts too.
-pub(super) fn cost(text: &str) -> usize {
-    cost_of(text.len())
-}
-
-/// [`cost`] of a message of `len` bytes.
+/// What a publish of a message of `len` bytes costs its publisher's
+/// in-flight allowance: each costs the hub more than its bytes (the
+/// publish, its place in the queues), so an empty one counts too.
 pub(super) fn cost_of(len: usize) -> usize {
     len.saturating_add(PUBLISH_OVERHEAD)
 }
 
-/// Refuses a publish of `len` bytes (see [`cost`]) beyond the publisher's
+/// Refuses a publish of `len` bytes (see [`cost_of`]) beyond the publisher's
 /// allowance of bytes the sequencer has not answered.
 pub(super) fn within_allowance(
     subscriber: &Subscriber,
@@ -417,7 +471,7 @@ pub(super) fn within_allowance(
 pub(super) fn made(
     topic: &str,
     event_type: Option<&str>,
-    data: String,
+    data: Payload,
     key: Option<String>,
     settings: &HubSettings,
 ) -> Result<Publish, NotPublished> {
@@ -535,7 +589,7 @@ mod tests {
 
     fn envelope(data: &str, event: Option<&str>, key: Option<&str>) -> Envelope {
         Envelope {
-            data: data.to_owned(),
+            data: Payload::from(data),
             event: event.map(str::to_owned),
             key: key.map(str::to_owned),
         }
@@ -556,6 +610,12 @@ mod tests {
                 "{\"id\":\"k\",\"data\":\"a\\\"b\\\\c\\/\\n\\t\\r\\b\\f\\u00e9\\ud83d\\ude00\u{e9}\"}"
             ),
             Ok(envelope("a\"b\\c/\n\t\r\u{8}\u{c}é😀é", None, Some("k")))
+        );
+        let all: Vec<u8> = (0..=255).collect();
+        let b64 = Payload::Binary(all.clone()).base64();
+        assert_eq!(
+            parse_envelope(&format!(r#"{{"encoding":"base64","data":"{b64}"}}"#)).map(|e| e.data),
+            Ok(Payload::Binary(all))
         );
         for bad in [
             "",
@@ -582,8 +642,39 @@ mod tests {
             r#"{"data":"unterminated}"#,
             r#"{"data" "x"}"#,
             "{",
+            r#"{"data":"AP8","encoding":"base64"}"#,
+            r#"{"data":"AP8=","encoding":"hex"}"#,
+            r#"{"data":"AP8=","encoding":"base64","encoding":"base64"}"#,
         ] {
             assert!(parse_envelope(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn binary_content_types() {
+        for binary in [
+            "application/octet-stream",
+            "Application/Octet-Stream; charset=x",
+            "image/png",
+            "audio/ogg",
+            "video/mp4",
+            "font/woff2",
+            "application/x-protobuf",
+            "application/cbor",
+            "application/msgpack",
+        ] {
+            assert!(is_binary_type(binary), "{binary}");
+        }
+        for text in [
+            "",
+            "text/plain",
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "application/ld+json",
+            "octet-stream",
+            "multipart/form-data",
+        ] {
+            assert!(!is_binary_type(text), "{text}");
         }
     }
 

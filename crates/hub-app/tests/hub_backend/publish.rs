@@ -59,6 +59,7 @@ fn a_namespace_may_leave_each_publish_to_the_backend_in_the_order_sent() {
             topic: "vote.1".into(),
             data: "slow first".into(),
             event: None,
+            encoding: None,
         }
     );
     hub.server.shutdown();

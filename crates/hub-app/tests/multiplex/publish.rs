@@ -92,3 +92,36 @@ fn a_publish_the_credential_may_not_make_is_an_error_naming_its_topic() {
     anonymous.send(&json!({ "type": "publish", "topic": "mine", "data": "x" }));
     assert_eq!(anonymous.next()["control"], "error");
 }
+
+#[test]
+fn binary_data_is_published_in_base64_and_delivered_marked() {
+    let hub = Hub::start(settings(), 1);
+    let mut reader = hub.socket();
+    reader.follow(&["pix"]);
+    let mut writer = hub.socket_with(&token("pub", &[], &["pix"]));
+    let all: Vec<u8> = (0..=255).collect();
+    let b64 = tether_hub::Payload::Binary(all).base64();
+    writer.send(&json!({ "type": "publish", "topic": "pix", "data": b64, "encoding": "base64" }));
+    assert_eq!(writer.next()["control"], "published");
+    let event = reader.next();
+    assert_eq!(
+        (event["data"].as_str(), event["encoding"].as_str()),
+        (Some(b64.as_str()), Some("base64")),
+        "{event}"
+    );
+    // Not base64: an error naming the topic; nothing published.
+    writer.send(&json!({ "type": "publish", "topic": "pix", "data": "AP8", "encoding": "base64" }));
+    let error = writer.next();
+    assert_eq!(
+        (error["control"].as_str(), error["topic"].as_str()),
+        (Some("error"), Some("pix")),
+        "{error}"
+    );
+    // A binary frame: an error, the socket stays.
+    writer.0.send_binary(b"\x00\xff");
+    let error = writer.next();
+    assert!(error["error"].as_str().unwrap().contains("base64"), "{error}");
+    writer.send(&json!({ "type": "publish", "topic": "pix", "data": "text" }));
+    assert_eq!(writer.next()["control"], "published");
+    assert_eq!(reader.next()["data"], "text");
+}

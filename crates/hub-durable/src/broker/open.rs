@@ -7,7 +7,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use tether_hub::{Config, Event, EventId, Sequence, Sequencer, sequencer_of};
+use tether_hub::{Config, EventId, Sequence, Sequencer, sequencer_of};
 use tether_log::{Fsync, Log, Options as LogOptions};
 
 use super::store::{Held, Store};
@@ -155,13 +155,7 @@ impl DurableBroker {
                 topic.forget_keys();
                 return;
             }
-            let Ok(mut event) = Event::keyed(
-                Arc::from(stored.topic),
-                stored.id,
-                stored.event_type,
-                stored.data,
-                stored.key,
-            ) else {
+            let Some(mut event) = stored.event() else {
                 recovered.skipped = recovered.skipped.saturating_add(1);
                 return;
             };

@@ -96,9 +96,9 @@ pub(super) struct Store {
 impl Store {
     /// Encodes and writes a numbered event, published at `now`: its log
     /// index. On failure nothing was written.
-    pub(super) fn append(&mut self, numbered: Numbered<'_>, data: &str, now: u64) -> Result<u64, Error> {
-        let mut payload = Vec::with_capacity(data.len().saturating_add(64));
-        encode_event(&mut payload, numbered.event, data, now, numbered.continues);
+    pub(super) fn append(&mut self, numbered: Numbered<'_>, now: u64) -> Result<u64, Error> {
+        let mut payload = Vec::with_capacity(numbered.event.data_bytes().len().saturating_add(64));
+        encode_event(&mut payload, numbered.event, now, numbered.continues);
         let index = match self.log.append(&payload, Instant::now()) {
             Ok(index) => index,
             Err(e) => {

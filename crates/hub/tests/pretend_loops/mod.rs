@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::PATIENCE;
 use tether_hub::{
-    Broker, Context, Error as HubError, Event, EventId, HubMessage, PresenceMessage, Publish, ReplyTo,
+    Broker, Context, Error as HubError, Event, EventId, HubMessage, Payload, PresenceMessage, Publish,
+    ReplyTo,
 };
 
 /// How many pretend loops a node has.
@@ -82,8 +83,8 @@ impl<B: Broker> Loops<B> {
     pub fn publish_interleaved_with(&mut self, other: &mut Loops<B>, topic: &str) -> Vec<EventId> {
         let mut tokens = Vec::new();
         for n in 1..=4 {
-            tokens.push(self.publish(0, topic, &format!("a{n}")).unwrap());
-            other.publish(1, topic, &format!("b{n}")).unwrap();
+            tokens.push(self.publish(0, topic, format!("a{n}")).unwrap());
+            other.publish(1, topic, format!("b{n}")).unwrap();
         }
         let ids: Vec<EventId> = tokens
             .into_iter()
@@ -142,7 +143,12 @@ impl<B: Broker> Loops<B> {
     }
 
     /// Publishes from `loop_index`; the token that its answer will carry.
-    pub fn publish(&mut self, loop_index: usize, topic: &str, data: &str) -> Result<u64, HubError> {
+    pub fn publish(
+        &mut self,
+        loop_index: usize,
+        topic: &str,
+        data: impl Into<Payload>,
+    ) -> Result<u64, HubError> {
         self.publish_keyed(loop_index, topic, data, None)
     }
 
@@ -151,7 +157,7 @@ impl<B: Broker> Loops<B> {
         &mut self,
         loop_index: usize,
         topic: &str,
-        data: &str,
+        data: impl Into<Payload>,
         key: Option<&str>,
     ) -> Result<u64, HubError> {
         self.next_token += 1;
@@ -167,7 +173,7 @@ impl<B: Broker> Loops<B> {
 
     /// Publishes from a loop that does not follow `topic` (so the answer
     /// is the next thing posted to it); the event's id.
-    pub fn publish_ok(&mut self, loop_index: usize, topic: &str, data: &str) -> EventId {
+    pub fn publish_ok(&mut self, loop_index: usize, topic: &str, data: impl Into<Payload>) -> EventId {
         let token = self.publish(loop_index, topic, data).unwrap();
         self.published(loop_index, token).unwrap()
     }

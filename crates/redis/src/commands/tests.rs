@@ -144,7 +144,8 @@ fn a_partitioned_cluster_keeps_a_topics_keys_and_its_bus_in_one_slot() {
             keys.bus_seq(news)
         ]
     );
-    assert_eq!(sent.last().map(String::as_str), Some("news"));
+    // The topic, then the data's field (the scripts' last argument).
+    assert_eq!(sent[sent.len() - 2..], ["news", "data"]);
 }
 
 #[test]
@@ -230,7 +231,7 @@ fn entries() {
     let entries = parse_entries(&reply).unwrap();
     let seen: Vec<(String, &str, &str)> = entries
         .iter()
-        .map(|e| (e.id.to_string(), e.event_type.as_str(), e.data.as_str()))
+        .map(|e| (e.id.to_string(), e.event_type.as_str(), e.data.as_text().unwrap()))
         .collect();
     assert_eq!(
         seen,
@@ -255,6 +256,25 @@ fn entries() {
         event.json(),
         r#"{"topic":"news","id":"5-1","event":"update","data":"one"}"#
     );
+}
+
+#[test]
+fn binary_entries_keep_their_bytes() {
+    let all: Vec<u8> = (0..=255).collect();
+    let reply = Value::Array(vec![Value::Array(vec![
+        bulk("7-1"),
+        Value::Array(vec![
+            bulk("event"),
+            bulk("blob"),
+            bulk(FIELD_BINARY),
+            Value::BulkString(all.clone()),
+        ]),
+    ])]);
+    let entries = parse_entries(&reply).unwrap();
+    assert_eq!(entries[0].data, Payload::Binary(all.clone()));
+    let event = entries[0].to_event(&Arc::from("pix")).unwrap();
+    assert!(event.is_binary());
+    assert_eq!((event.data_bytes(), event.event_type()), (&all[..], "blob"));
 }
 
 #[test]
