@@ -16,6 +16,7 @@ pub mod h3;
 pub mod kafka;
 pub mod postgres;
 pub mod rabbitmq;
+pub mod rabbitmq_cluster;
 pub mod tls;
 
 use std::io::{self, ErrorKind, Read, Write};
