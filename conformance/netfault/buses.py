@@ -8,6 +8,8 @@ redis-cluster   a Redis Cluster of three primaries with a replica each:
 nats            one nats-server with JetStream (its store on disk)
 nats-cluster    three nats-servers in one JetStream cluster (bus1..bus3);
                 the nodes keep their stream in three replicas
+rabbitmq-cluster  three RabbitMQ nodes in one cluster (bus1..bus3), the
+                streams in three replicas (buses_rabbitmq.py)
 
 `hosts(kind)` names the bus hosts; `start(kind, ...)` starts the servers
 and returns their processes (name -> Process) and the `tether serve`
@@ -17,6 +19,8 @@ options that point a node at them.
 import os
 import time
 
+import buses_rabbitmq
+
 REDIS_PORT = 6379
 REDIS_REPLICA_PORT = 6380
 NATS_PORT = 4222
@@ -25,12 +29,16 @@ NATS_ROUTE = 6222
 
 
 def hosts(kind):
+    if kind == "rabbitmq-cluster":
+        return buses_rabbitmq.hosts(kind)
     return ["bus"] if kind in ("redis", "nats") else ["bus1", "bus2", "bus3"]
 
 
 def start(kind, topo, work, process, answers, nats_server):
     """PROCESS(host, name, argv, ready) makes a run's Process; ANSWERS(host,
     url) says whether a URL answers 200 from a host."""
+    if kind == "rabbitmq-cluster":
+        return buses_rabbitmq.start(kind, topo, work, process)
     procs = {}
     if kind in ("redis", "redis-cluster"):
         for host in hosts(kind):

@@ -5,10 +5,11 @@
 # reordering, duplication, a node killed while cut off, the bus
 # restarted), and a checker over the recorded history (README.md here).
 #
-#   conformance/netfault/netfault.sh [--buses "redis redis-cluster nats-cluster"]
+#   conformance/netfault/netfault.sh [--buses "redis redis-cluster nats-cluster rabbitmq-cluster"]
 #                                    [--seconds 45] [--seed N] [--minutes M] [--keep DIR]
 #
-# Buses: redis, redis-cluster, nats, nats-cluster (buses.py). Each bus's
+# Buses: redis, redis-cluster, nats, nats-cluster, rabbitmq-cluster
+# (buses.py, buses_rabbitmq.py). Each bus's
 # run has hosts of its own, and the runs go side by side. --minutes M
 # runs a soak: M minutes of faults per bus (the histories and summaries
 # kept in --keep DIR). The CI run is short: --seconds per bus, a fresh
@@ -28,7 +29,8 @@
 #
 # Needs root (namespaces, iptables, nftables). Installs haproxy, redis,
 # iptables, nftables, curl, faketime (libfaketime: one node's clock is
-# set off) and libnetfilter-queue-dev when missing (apt-get),
+# set off), libnetfilter-queue-dev and, for rabbitmq-cluster,
+# rabbitmq-server when missing (apt-get),
 # and Python's websockets and NetfilterQueue into .venv beside this file.
 # Prints "faults: N passed, M failed" last.
 set -uo pipefail
@@ -40,7 +42,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 venv="$here/.venv"
 python="${PYTHON:-python3}"
-buses="redis redis-cluster nats-cluster"
+buses="redis redis-cluster nats-cluster rabbitmq-cluster"
 seconds=45
 minutes=""
 seed=""
@@ -72,7 +74,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/tether-netfault.XXXXXX")"
 prefix="tnf$(($$ % 10000))"
 cleanup() {
     local p
-    for p in "$prefix"0 "$prefix"1 "$prefix"2 "$prefix"3 "${prefix}x"; do
+    for p in "$prefix"0 "$prefix"1 "$prefix"2 "$prefix"3 "$prefix"4 "${prefix}x"; do
         python3 -c "import sys; sys.path.insert(0, '$here'); import topology; topology.teardown('$p')" \
             2>/dev/null || true
     done
@@ -91,6 +93,9 @@ install_missing haproxy=haproxy redis-server=redis-server redis-cli=redis-tools 
     nft=nftables curl=curl faketime=faketime
 if [[ ! -e /usr/include/libnetfilter_queue/libnetfilter_queue.h ]]; then
     install_missing __none__=libnetfilter-queue-dev
+fi
+if [[ " $buses " == *" rabbitmq-cluster "* && ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]; then
+    install_missing __none__=rabbitmq-server
 fi
 find_tether
 stamp="websockets==$WEBSOCKETS_VERSION NetfilterQueue==$NETFILTERQUEUE_VERSION $("$python" -c 'import sys; print(sys.version.split()[0])')"

@@ -50,6 +50,8 @@ class Process:
         self.work = work
         self.env = env
         self.ready = ready
+        # Seconds a start may take until ready.
+        self.patience = 15
         self.proc = None
         self.paused = False
         self.starts = 0
@@ -66,14 +68,14 @@ class Process:
 
     def wait_ready(self):
         if self.ready is not None:
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + self.patience
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"{self.name} exited with {self.proc.returncode} at start")
                 if self.ready():
                     return
                 time.sleep(0.1)
-            raise RuntimeError(f"{self.name} was not ready within 15 s")
+            raise RuntimeError(f"{self.name} was not ready within {self.patience} s")
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -159,7 +161,7 @@ def main():
     parser.add_argument("--tether", required=True)
     parser.add_argument("--python", required=True, help="a Python with websockets, for the clients")
     parser.add_argument("--work", required=True)
-    parser.add_argument("--bus", choices=["redis", "redis-cluster", "nats", "nats-cluster"], default="redis")
+    parser.add_argument("--bus", choices=["redis", "redis-cluster", "nats", "nats-cluster", "rabbitmq-cluster"], default="redis")
     parser.add_argument("--nats-server", default="nats-server", help="the nats-server binary, for --bus nats")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=60.0)
