@@ -53,9 +53,13 @@ pub(crate) async fn run(bridge: Rc<Bridge>) {
     // a lost connection (its node most likely gone), a pause after a
     // whole round failed.
     let urls = config.urls();
+    // Never empty (a URL without a comma is one address).
+    let round = urls.len().max(1);
     let mut next = 0;
     loop {
-        let url = &urls[next % urls.len()];
+        let Some(url) = urls.get(next % round) else {
+            return;
+        };
         next += 1;
         let server = config::hide_password(url);
         let connected = async {
@@ -79,7 +83,7 @@ pub(crate) async fn run(bridge: Rc<Bridge>) {
                 add(&stats.errors, 1);
                 *bridge.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
                 log::warn!("rabbitmq: cannot connect to {server}: {e}");
-                if next % urls.len() == 0 {
+                if next % round == 0 {
                     tokio::time::sleep(attempts.next_delay()).await;
                 }
                 continue;
