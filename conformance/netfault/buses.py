@@ -12,6 +12,8 @@ redis-sentinel  a master, two replicas and three sentinels (bus1..bus3),
 nats            one nats-server with JetStream (its store on disk)
 nats-cluster    three nats-servers in one JetStream cluster (bus1..bus3);
                 the nodes keep their stream in three replicas
+rabbitmq-cluster  three RabbitMQ nodes in one cluster (bus1..bus3), the
+                streams in three replicas (buses_rabbitmq.py)
 
 `hosts(kind)` names the bus hosts; `start(kind, ...)` starts the servers
 and returns their processes (name -> Process) and the `tether serve`
@@ -22,6 +24,7 @@ import os
 import time
 
 import sentinel
+import buses_rabbitmq
 
 REDIS_PORT = 6379
 REDIS_REPLICA_PORT = 6380
@@ -31,6 +34,8 @@ NATS_ROUTE = 6222
 
 
 def hosts(kind):
+    if kind == "rabbitmq-cluster":
+        return buses_rabbitmq.hosts(kind)
     return ["bus"] if kind in ("redis", "nats") else ["bus1", "bus2", "bus3"]
 
 
@@ -45,6 +50,8 @@ def master(kind, topo, work):
 def start(kind, topo, work, process, answers, nats_server):
     """PROCESS(host, name, argv, ready) makes a run's Process; ANSWERS(host,
     url) says whether a URL answers 200 from a host."""
+    if kind == "rabbitmq-cluster":
+        return buses_rabbitmq.start(kind, topo, work, process)
     procs = {}
     if kind == "redis-sentinel":
         return sentinel.start(topo, work, process, hosts(kind))

@@ -154,7 +154,7 @@ class Faults:
         if kind == "bus-restart":
             proc = self.procs[target]
             return (f"{target} killed (SIGKILL) and started again (Redis empty: it keeps nothing on disk; "
-                    "NATS with its JetStream store)", proc.kill, proc.start)
+                    "NATS with its JetStream store; a RabbitMQ node with its data)", proc.kill, proc.start)
         if kind == "master-kill":
             # Asked now, just before it starts: the master moves.
             name = self.master() if self.master else None

@@ -5,10 +5,11 @@
 # reordering, duplication, a node killed while cut off, the bus
 # restarted, the master killed behind Sentinel), and a checker over the recorded history (README.md here).
 #
-#   conformance/netfault/netfault.sh [--buses "redis redis-cluster redis-sentinel nats-cluster"]
+#   conformance/netfault/netfault.sh [--buses "redis redis-cluster redis-sentinel nats-cluster rabbitmq-cluster"]
 #                                    [--seconds 45] [--seed N] [--minutes M] [--keep DIR]
 #
-# Buses: redis, redis-cluster, redis-sentinel, nats, nats-cluster (buses.py). Each bus's
+# Buses: redis, redis-cluster, redis-sentinel, nats, nats-cluster, rabbitmq-cluster
+# (buses.py, sentinel.py, buses_rabbitmq.py). Each bus's
 # run has hosts of its own, and the runs go side by side. --minutes M
 # runs a soak: M minutes of faults per bus (the histories and summaries
 # kept in --keep DIR). The CI run is short: --seconds per bus, a fresh
@@ -28,8 +29,9 @@
 #
 # Needs root (namespaces, iptables, nftables). Installs haproxy, redis,
 # iptables, nftables, curl, faketime (libfaketime: one node's clock is
-# set off), openssl (the Sentinel run's TLS certificates) and
-# libnetfilter-queue-dev when missing (apt-get),
+# set off), openssl (the Sentinel run's TLS certificates),
+# libnetfilter-queue-dev and, for rabbitmq-cluster, rabbitmq-server when
+# missing (apt-get),
 # and Python's websockets and NetfilterQueue into .venv beside this file.
 # Prints "faults: N passed, M failed" last.
 set -uo pipefail
@@ -41,7 +43,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 venv="$here/.venv"
 python="${PYTHON:-python3}"
-buses="redis redis-cluster redis-sentinel nats-cluster"
+buses="redis redis-cluster redis-sentinel nats-cluster rabbitmq-cluster"
 seconds=45
 minutes=""
 seed=""
@@ -92,6 +94,9 @@ install_missing haproxy=haproxy redis-server=redis-server redis-cli=redis-tools 
     nft=nftables curl=curl faketime=faketime openssl=openssl
 if [[ ! -e /usr/include/libnetfilter_queue/libnetfilter_queue.h ]]; then
     install_missing __none__=libnetfilter-queue-dev
+fi
+if [[ " $buses " == *" rabbitmq-cluster "* && ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]; then
+    install_missing __none__=rabbitmq-server
 fi
 find_tether
 stamp="websockets==$WEBSOCKETS_VERSION NetfilterQueue==$NETFILTERQUEUE_VERSION $("$python" -c 'import sys; print(sys.version.split()[0])')"

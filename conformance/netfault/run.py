@@ -51,6 +51,8 @@ class Process:
         self.work = work
         self.env = env
         self.ready = ready
+        # Seconds a start may take until ready.
+        self.patience = READY_WITHIN
         self.proc = None
         self.paused = False
         self.starts = 0
@@ -73,14 +75,14 @@ class Process:
             # A bound, not a figure: a JetStream server restarted on a
             # busy machine (the buses' runs side by side, builds beside
             # them) took more than 15 s to answer ready.
-            deadline = time.monotonic() + READY_WITHIN
+            deadline = time.monotonic() + self.patience
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"{self.name} exited with {self.proc.returncode} at start")
                 if self.ready():
                     return
                 time.sleep(0.1)
-            raise RuntimeError(f"{self.name} was not ready within {READY_WITHIN} s")
+            raise RuntimeError(f"{self.name} was not ready within {self.patience} s")
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -166,8 +168,8 @@ def main():
     parser.add_argument("--tether", required=True)
     parser.add_argument("--python", required=True, help="a Python with websockets, for the clients")
     parser.add_argument("--work", required=True)
-    parser.add_argument("--bus", choices=["redis", "redis-cluster", "redis-sentinel", "nats", "nats-cluster"],
-                        default="redis")
+    parser.add_argument("--bus", choices=["redis", "redis-cluster", "redis-sentinel", "nats", "nats-cluster",
+                                          "rabbitmq-cluster"], default="redis")
     parser.add_argument("--nats-server", default="nats-server", help="the nats-server binary, for --bus nats")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=60.0)

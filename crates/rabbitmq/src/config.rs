@@ -7,7 +7,10 @@ use std::time::Duration;
 #[non_exhaustive]
 pub struct RabbitConfig {
     /// The server: `amqp://USER:PASS@HOST:PORT/VHOST` (the vhost
-    /// URL-encoded, `%2f` for `/`). The password is never logged.
+    /// URL-encoded, `%2f` for `/`), or the nodes of a cluster as
+    /// addresses separated by commas, `amqp://USER:PASS@H1:P1,H2:P2/VHOST`
+    /// (one user and vhost for all): the bridge connects to one, and to
+    /// the next when it cannot or loses it. The password is never logged.
     pub url: String,
     /// The streams' prefix, one or more tokens of ASCII letters, digits,
     /// `_` and `-` joined by `.` (default `tether`): topic `news` is the
@@ -92,19 +95,49 @@ impl RabbitConfig {
 
     /// The URL with its password hidden, for the logs.
     pub fn server(&self) -> String {
-        let url = self.url.trim();
-        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-        let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
-        let shown = match authority.rsplit_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, _)) => format!("{user}:***@{host}"),
-                None => format!("{userinfo}@{host}"),
-            },
-            None => authority.to_owned(),
-        };
-        let path = path.map(|p| format!("/{p}")).unwrap_or_default();
-        format!("{scheme}://{shown}{path}")
+        hide_password(&self.url)
     }
+
+    /// One URL per address of [`RabbitConfig::url`], in its order (one
+    /// for a single server).
+    ///
+    /// ```
+    /// let config = tether_rabbitmq::RabbitConfig::new("amqp://u:p@a:5672,b:5673/%2f");
+    /// assert_eq!(config.urls(), ["amqp://u:p@a:5672/%2f", "amqp://u:p@b:5673/%2f"]);
+    /// ```
+    pub fn urls(&self) -> Vec<String> {
+        let url = self.url.trim();
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return vec![url.to_owned()];
+        };
+        let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((userinfo, hosts)) => (Some(userinfo), hosts),
+            None => (None, authority),
+        };
+        let userinfo = userinfo.map(|u| format!("{u}@")).unwrap_or_default();
+        let path = path.map(|p| format!("/{p}")).unwrap_or_default();
+        hosts
+            .split(',')
+            .map(|host| format!("{scheme}://{userinfo}{host}{path}"))
+            .collect()
+    }
+}
+
+/// `url` with its password hidden, for the logs.
+pub(crate) fn hide_password(url: &str) -> String {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+    let shown = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let path = path.map(|p| format!("/{p}")).unwrap_or_default();
+    format!("{scheme}://{shown}{path}")
 }
 
 #[cfg(test)]
@@ -119,6 +152,23 @@ mod tests {
         assert_eq!(config.server(), "amqp://u:***@h:5672/%2f");
         assert_eq!(RabbitConfig::new("amqp://h").server(), "amqp://h");
         assert_eq!(RabbitConfig::new("amqp://u@h/v").server(), "amqp://u@h/v");
+        assert_eq!(
+            RabbitConfig::new("amqp://u:s@a:1,b:2/%2f").server(),
+            "amqp://u:***@a:1,b:2/%2f"
+        );
+    }
+
+    #[test]
+    fn a_cluster_is_one_url_per_address() {
+        assert_eq!(RabbitConfig::new("amqp://h").urls(), ["amqp://h"]);
+        assert_eq!(
+            RabbitConfig::new("amqp://a,b:5673,[::1]:5674").urls(),
+            ["amqp://a", "amqp://b:5673", "amqp://[::1]:5674"]
+        );
+        assert_eq!(
+            RabbitConfig::new(" amqp://u:p@w@a:1,b:2/v ").urls(),
+            ["amqp://u:p@w@a:1/v", "amqp://u:p@w@b:2/v"]
+        );
     }
 
     #[test]

@@ -81,6 +81,8 @@ use shared::{Control, Post};
 /// assert_eq!(broker.state(), BrokerState::Connecting);
 /// assert!(!broker.complete(), "loops follow topics on demand");
 /// assert!(RabbitBridge::new(RabbitConfig::new("http://nope")).is_err());
+/// assert!(RabbitBridge::new(RabbitConfig::new("amqp://a:5672,b:5672/%2f")).is_ok());
+/// assert!(RabbitBridge::new(RabbitConfig::new("amqp://a:5672,b:x/%2f")).is_err());
 /// let mut config = RabbitConfig::new("amqp://u:p@a:5672/%2f");
 /// assert!(RabbitBridge::new(config.clone()).is_ok());
 /// config.prefix = "a.*".into();
@@ -139,8 +141,10 @@ impl Backend for RabbitMq {
     }
 
     fn check(config: &RabbitConfig) -> Result<(), &'static str> {
-        if !config.url.starts_with("amqp://") || config.url.parse::<lapin::uri::AMQPUri>().is_err() {
-            return Err("the URL must be amqp://[USER:PASS@]HOST[:PORT][/VHOST]");
+        if !config.url.trim().starts_with("amqp://")
+            || config.urls().iter().any(|url| url.parse::<lapin::uri::AMQPUri>().is_err())
+        {
+            return Err("the URL must be amqp://[USER:PASS@]HOST[:PORT][,HOST[:PORT]...][/VHOST]");
         }
         if config.history_events == 0 || config.segment_bytes == 0 || config.stream_max_bytes == 0 {
             return Err("history_events, segment_bytes and stream_max_bytes must be at least 1");

@@ -25,6 +25,7 @@ use tether_hub::{ControlMessage, HubMessage, UserAction};
 use tokio::time::Instant;
 
 use crate::bridge::{Bridge, Link, backoff, header_number, header_text, set_number, set_text};
+use crate::config;
 use crate::shared::add;
 use crate::stream::{self, From, within};
 
@@ -48,11 +49,23 @@ pub(crate) async fn run(bridge: Rc<Bridge>) {
     let stats = &bridge.shared.stats;
     let mut attempts = Attempts::new(backoff());
     let mut generation = 0;
+    // A cluster's addresses, tried in turn: the next after a failure or
+    // a lost connection (its node most likely gone), a pause after a
+    // whole round failed.
+    let urls = config.urls();
+    // Never empty (a URL without a comma is one address).
+    let round = urls.len().max(1);
+    let mut next = 0;
     loop {
+        let Some(url) = urls.get(next % round) else {
+            return;
+        };
+        next += 1;
+        let server = config::hide_password(url);
         let connected = async {
             let connection = within(
                 config.request_timeout,
-                Connection::connect(&config.url, ConnectionProperties::default()),
+                Connection::connect(url, ConnectionProperties::default()),
             )
             .await?;
             let publisher = within(config.request_timeout, connection.create_channel()).await?;
@@ -69,8 +82,10 @@ pub(crate) async fn run(bridge: Rc<Bridge>) {
             Err(e) => {
                 add(&stats.errors, 1);
                 *bridge.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
-                log::warn!("rabbitmq: cannot connect to {}: {e}", config.server());
-                tokio::time::sleep(attempts.next_delay()).await;
+                log::warn!("rabbitmq: cannot connect to {server}: {e}");
+                if next % round == 0 {
+                    tokio::time::sleep(attempts.next_delay()).await;
+                }
                 continue;
             }
         };
@@ -94,7 +109,7 @@ pub(crate) async fn run(bridge: Rc<Bridge>) {
         if generation > 1 {
             add(&stats.reconnects, 1);
         }
-        log::info!("rabbitmq: connected to {}", config.server());
+        log::info!("rabbitmq: connected to {server}");
         bridge.link.send_replace(Some(link.clone()));
         stats.up.store(true, Ordering::Release);
         bridge.send_all_presence();
@@ -122,7 +137,7 @@ pub(crate) async fn run(bridge: Rc<Bridge>) {
             return;
         }
         add(&stats.errors, 1);
-        log::warn!("rabbitmq: connection to {} lost", config.server());
+        log::warn!("rabbitmq: connection to {server} lost");
         let _ = tokio::time::timeout(config.request_timeout, link.connection.close(200, "lost".into())).await;
     }
 }

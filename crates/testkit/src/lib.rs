@@ -17,6 +17,7 @@ pub mod kafka;
 pub mod postgres;
 pub mod proxy;
 pub mod rabbitmq;
+pub mod rabbitmq_cluster;
 pub mod tls;
 
 use std::io::{self, ErrorKind, Read, Write};

@@ -22,11 +22,26 @@ const EPMD: &str = "/usr/bin/epmd";
 /// A RabbitMQ server for one test binary.
 pub struct RabbitMq {
     child: Option<Child>,
-    /// Its port mapper, and the port it listens on.
+    /// Its port mapper, and the port it listens on (a cluster's nodes
+    /// share one, which the cluster owns: `None` here then).
     epmd: Option<(Child, u16)>,
     dir: PathBuf,
     port: u16,
     dist_port: u16,
+    /// As a node of a cluster ([`crate::rabbitmq_cluster`]).
+    member: Option<Member>,
+}
+
+/// What makes a server a node of a cluster.
+pub(crate) struct Member {
+    /// The shared port mapper's port.
+    pub(crate) epmd_port: u16,
+    /// The Erlang cookie every node of the cluster has.
+    pub(crate) cookie: String,
+    /// Its Erlang node's name.
+    pub(crate) name: String,
+    /// The node it joins as it first starts, if any.
+    pub(crate) seed: Option<String>,
 }
 
 impl RabbitMq {
@@ -35,29 +50,38 @@ impl RabbitMq {
     /// `TETHER_REQUIRE_RABBITMQ` is set (then it fails). One that is
     /// installed must start: any other failure panics.
     pub fn start() -> Option<RabbitMq> {
-        if !std::path::Path::new(SERVER).is_file() {
-            assert!(
-                std::env::var_os("TETHER_REQUIRE_RABBITMQ").is_none(),
-                "TETHER_REQUIRE_RABBITMQ is set, and {SERVER} is missing (apt-get install rabbitmq-server)"
-            );
-            eprintln!("SKIPPED: no RabbitMQ: {SERVER} is missing (apt-get install rabbitmq-server)");
+        if !installed() {
             return None;
         }
+        Some(RabbitMq::start_as(None))
+    }
+
+    /// A server started (installed: see [`installed`]), alone or as a
+    /// node of a cluster.
+    pub(crate) fn start_as(member: Option<Member>) -> RabbitMq {
         let dir =
             std::env::temp_dir().join(format!("tether-rabbitmq-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(dir.join("log")).expect("a temporary directory");
+        if let Some(member) = &member {
+            use std::os::unix::fs::PermissionsExt;
+            let cookie = dir.join(".erlang.cookie");
+            std::fs::write(&cookie, &member.cookie).expect("the cookie");
+            std::fs::set_permissions(&cookie, std::fs::Permissions::from_mode(0o400))
+                .expect("the cookie's mode");
+        }
         let mut server = RabbitMq {
             child: None,
-            epmd: start_epmd(),
+            epmd: if member.is_none() { start_epmd() } else { None },
             dir,
             port: 0,
             dist_port: 0,
+            member,
         };
         for attempt in 0..3 {
             server.port = free_port();
             server.dist_port = free_port();
             if server.launch() {
-                return Some(server);
+                return server;
             }
             // A port taken between the probe and the start, most likely.
             server.kill();
@@ -67,7 +91,30 @@ impl RabbitMq {
                 server.log_text()
             );
         }
-        None
+        unreachable!("the third attempt asserts")
+    }
+
+    /// The Erlang node's name (alone, `tetherPORT@localhost`).
+    pub fn node_name(&self) -> String {
+        match &self.member {
+            Some(member) => member.name.clone(),
+            None => format!("tether{}@localhost", self.port),
+        }
+    }
+
+    /// The environment `rabbitmq-server` and the CLI tools need for this
+    /// server: its home (and cookie) and its port mapper.
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("HOME", self.dir.display().to_string())];
+        let epmd = self
+            .member
+            .as_ref()
+            .map(|m| m.epmd_port)
+            .or(self.epmd.as_ref().map(|(_, p)| *p));
+        if let Some(port) = epmd {
+            env.push(("ERL_EPMD_PORT", port.to_string()));
+        }
+        env
     }
 
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f`.
@@ -142,26 +189,31 @@ impl RabbitMq {
     }
 
     fn launch(&mut self) -> bool {
-        let conf = format!(
+        let mut conf = format!(
             "listeners.tcp.default = 127.0.0.1:{}\nloopback_users = none\n",
             self.port
         );
+        if let Some(seed) = self.member.as_ref().and_then(|m| m.seed.as_ref()) {
+            // Started beside the seed, a node tries to join it until it
+            // is up.
+            conf.push_str(&format!(
+                "cluster_formation.peer_discovery_backend = classic_config\n\
+                 cluster_formation.classic_config.nodes.1 = {seed}\n\
+                 cluster_formation.discovery_retry_limit = 240\n\
+                 cluster_formation.discovery_retry_interval = 250\n"
+            ));
+        }
         std::fs::write(self.dir.join("rabbitmq.conf"), conf).expect("the configuration");
         std::fs::write(self.dir.join("enabled_plugins"), "[].\n").expect("the plugins");
         let child = Command::new(SERVER)
-            .env("HOME", &self.dir)
-            .env("RABBITMQ_NODENAME", format!("tether{}@localhost", self.port))
+            .envs(self.env())
+            .env("RABBITMQ_NODENAME", self.node_name())
             .env("RABBITMQ_NODE_PORT", self.port.to_string())
             .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
             .env("RABBITMQ_MNESIA_BASE", self.dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", self.dir.join("log"))
             .env("RABBITMQ_CONFIG_FILE", self.dir.join("rabbitmq"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", self.dir.join("enabled_plugins"))
-            .envs(
-                self.epmd
-                    .as_ref()
-                    .map(|(_, port)| ("ERL_EPMD_PORT", port.to_string())),
-            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -196,8 +248,22 @@ impl Drop for RabbitMq {
     }
 }
 
+/// Whether `rabbitmq-server` is installed; when it is not, the reason is
+/// printed, and if `TETHER_REQUIRE_RABBITMQ` is set, this fails.
+pub(crate) fn installed() -> bool {
+    if std::path::Path::new(SERVER).is_file() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("TETHER_REQUIRE_RABBITMQ").is_none(),
+        "TETHER_REQUIRE_RABBITMQ is set, and {SERVER} is missing (apt-get install rabbitmq-server)"
+    );
+    eprintln!("SKIPPED: no RabbitMQ: {SERVER} is missing (apt-get install rabbitmq-server)");
+    false
+}
+
 /// A loopback port free at the time of asking.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("its address").port()
 }
@@ -205,7 +271,7 @@ fn free_port() -> u16 {
 /// A port mapper of the server's own, listening once this returns; `None`
 /// (the server then starts the shared daemon itself) when it cannot
 /// start.
-fn start_epmd() -> Option<(Child, u16)> {
+pub(crate) fn start_epmd() -> Option<(Child, u16)> {
     let port = free_port();
     let mut child = Command::new(EPMD)
         .args(["-port", &port.to_string()])

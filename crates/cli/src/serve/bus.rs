@@ -120,7 +120,9 @@ pub(crate) struct NatsArgs {
 pub(crate) struct RabbitArgs {
     /// Share the hub's topics with other tether nodes through RabbitMQ
     /// streams (amqp://USER:PASS@HOST:PORT/VHOST, the vhost URL-encoded:
-    /// %2f for /; RabbitMQ 3.9 or later): each topic is a stream of its
+    /// %2f for /; RabbitMQ 3.9 or later; a cluster's nodes as
+    /// HOST:PORT,HOST:PORT,..., the next tried when one fails): each
+    /// topic is a stream of its
     /// own, whose offsets number and order its events for every node and
     /// which keeps their backlog for Last-Event-ID replay. A publish is
     /// acknowledged once the broker confirmed it and this node read it
