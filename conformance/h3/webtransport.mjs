@@ -23,7 +23,9 @@
 //   WT_LAST_EVENT_ID  resume after this id (optional: ?lastEventId=)
 //   WT_LIVE     publish this many events more once the session is open
 //               (optional, default 0; needs WT_PUBLISH_TOKEN): they must
-//               follow on the same stream
+//               follow on the same stream, then one binary event (every
+//               byte value, `application/octet-stream`), which must come
+//               as its base64 marked "encoding":"base64"
 //   WT_PUBLISH_TOKEN  the server's publish token (for WT_LIVE)
 //   WT_NETLOG   keep Chromium's net log (everything it sent and received,
 //               --net-log-capture-mode=Everything) in this file (optional)
@@ -71,12 +73,13 @@ async function waitFor(read, done) {
   return value;
 }
 
-/** Publishes `data` to the topic over HTTPS (the certificate as the only CA); the answer's body. */
+/** Publishes `data` (a string, or bytes as `application/octet-stream`) to the topic over HTTPS (the certificate as the only CA); the answer's body. */
 function publish(data) {
+  const type = typeof data === 'string' ? 'text/plain' : 'application/octet-stream';
   return new Promise((resolve, reject) => {
     const req = request(`${WT_URL.replace(/\/$/, '')}/topics/${WT_TOPIC}`, {
       method: 'POST', agent: false, ca: readFileSync(WT_CERT),
-      headers: { Authorization: `Bearer ${process.env.WT_PUBLISH_TOKEN}`, 'Content-Type': 'text/plain' },
+      headers: { Authorization: `Bearer ${process.env.WT_PUBLISH_TOKEN}`, 'Content-Type': type },
     }, (res) => {
       let body = '';
       res.setEncoding('utf8');
@@ -141,22 +144,34 @@ try {
   let result = await waitFor(state, (w) => settled(w) || w.events.length >= expected.length);
   // Events published once the session is open arrive on the same stream.
   const live = [];
+  const bytes = Buffer.from(Array.from({ length: 256 }, (_, n) => n));
+  let binaryId = null;
   if (LIVE > 0 && result.events.length >= expected.length) {
     for (let n = 1; n <= LIVE; n++) {
       const data = `live ${n}`;
       live.push({ id: JSON.parse(await publish(data)).id, data });
     }
-    result = await waitFor(state, (w) => settled(w) || w.events.length >= expected.length + LIVE);
+    binaryId = JSON.parse(await publish(bytes)).id;
+    result = await waitFor(state, (w) => settled(w) || w.events.length >= expected.length + LIVE + 1);
   }
   await page.evaluate(() => window.transport?.close());
   for (const line of result.lines) console.log(`# event ${line}`);
   check('the page is a secure context', result.secure);
   check('the session opens (serverCertificateHashes)', result.ready, result.error ?? '');
   const wanted = [...expected, ...live];
+  const texts = result.events.slice(0, wanted.length);
   check(`the first server-opened unidirectional stream brings the ${expected.length} expected events${LIVE ? ` and ${LIVE} published live` : ''}, in order`,
     wanted.length === expected.length + LIVE
-      && JSON.stringify(result.events.map((e) => ({ id: e.id, data: e.data }))) === JSON.stringify(wanted),
+      && JSON.stringify(texts.map((e) => ({ id: e.id, data: e.data }))) === JSON.stringify(wanted),
     `${JSON.stringify(result.events)}${result.error ? `; ${result.error}` : ''}`);
+  if (LIVE > 0) {
+    const binary = result.events[wanted.length];
+    check('a binary event (every byte value) follows as its base64, marked "encoding":"base64", its bytes exact',
+      binary !== undefined && binary.id === binaryId && binary.encoding === 'base64'
+        && Buffer.from(binary.data, 'base64').equals(bytes)
+        && result.events.length === wanted.length + 1,
+      JSON.stringify(binary ?? null));
+  }
   check(`every event is in the hub's envelope for ${WT_TOPIC}`,
     result.events.length > 0 && result.events.every((e) => e.topic === WT_TOPIC && typeof e.event === 'string'),
     JSON.stringify(result.events));

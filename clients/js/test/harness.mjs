@@ -60,7 +60,7 @@ export function startServer(extra = []) {
   return new Promise((resolve, reject) => {
     const proc = spawn(BIN, ['serve', '--addr', '127.0.0.1', '--port', '0', '--app', 'hub', '--log-level', 'warn',
       '--data-dir', DATA_DIR, '--jwt-secret-file', SECRET_FILE, '--jwt-audience', 'tether', '--jwt-leeway', '0',
-      '--private', 'priv.*', '--namespace', 'state.* delta=on', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--private', 'priv.*', '--namespace', 'state.* delta=on', '--namespace', 'now.* latest=on', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     const server = { proc, port: 0, url: '', log: '', exited: null };
     servers.add(server);
     if (proc.pid) appendFileSync(join(WORK, 'pids'), `${proc.pid}\n`);

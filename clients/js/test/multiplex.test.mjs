@@ -4,8 +4,9 @@
 // stream, one long poll; and a page with no SDK at all, one native
 // EventSource on 12 topics, resuming every topic exactly across a restart
 // of a durable server by the browser's own reconnect (its Last-Event-ID
-// is the stream's cursor). Needs a server that serves `/ws`, `/events`
-// and `/poll` multiplexed. By hand:
+// is the stream's cursor); a delta topic and a latest-value topic over a
+// WebSocket and an event stream. Needs a server that serves `/ws`,
+// `/events` and `/poll` multiplexed. By hand:
 //
 //   TETHER_BIN=target/release/tether node --test clients/js/test/multiplex.test.mjs
 
@@ -219,6 +220,33 @@ test('a delta topic followed over WebSocket and an event stream: the same state 
   assert.equal(whole.deltas, 0, 'not asked for: whole events');
   for (const r of [ws, sse, whole]) assert.deepEqual(r.gaps, []);
   await page.evaluate(() => ['delta-ws', 'delta-sse', 'whole'].forEach((n) => window.recs[n].client.close()));
+});
+
+test('a latest-value topic over WebSocket and an event stream: the current value at once, then every event, across a cut', { timeout: TEST_TIMEOUT }, async () => {
+  const topic = 'now.score';
+  const run = Date.now();
+  const score = (n) => JSON.stringify({ home: n, away: 2, minute: 10 * n });
+  // Published before anyone follows: a subscriber from nowhere is to get the last of them at once.
+  const earlier = [];
+  for (let n = 1; n <= 3; n++) earlier.push(`${await publishOnce(topic, score(n), `score-${run}-${n}`)} ${score(n)}`);
+  await page.evaluate((t) => {
+    window.client('latest-ws', [t], { transports: ['ws'] });
+    window.client('latest-sse', [t], { transports: ['sse'] });
+  }, topic);
+  await exactly('latest-ws', { [topic]: earlier.slice(-1) });
+  await exactly('latest-sse', { [topic]: earlier.slice(-1) });
+  const published = earlier.slice(-1);
+  for (let n = 4; n <= 9; n++) {
+    // Cut both connections halfway: each resumes from its last event, not from the latest again.
+    if (n === 7) proxy.cut();
+    published.push(`${await publishOnce(topic, score(n), `score-${run}-${n}`)} ${score(n)}`);
+    await sleep(50);
+  }
+  const expected = { [topic]: published };
+  const [ws, sse] = [await exactly('latest-ws', expected), await exactly('latest-sse', expected)];
+  assert.deepEqual(ws.events, sse.events, 'the same state over both transports');
+  for (const r of [ws, sse]) assert.deepEqual(r.gaps, []);
+  await page.evaluate(() => ['latest-ws', 'latest-sse'].forEach((n) => window.recs[n].client.close()));
 });
 
 test('the page threw no script errors', () => {

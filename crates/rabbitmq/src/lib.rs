@@ -142,7 +142,10 @@ impl Backend for RabbitMq {
 
     fn check(config: &RabbitConfig) -> Result<(), &'static str> {
         if !config.url.trim().starts_with("amqp://")
-            || config.urls().iter().any(|url| url.parse::<lapin::uri::AMQPUri>().is_err())
+            || config
+                .urls()
+                .iter()
+                .any(|url| url.parse::<lapin::uri::AMQPUri>().is_err())
         {
             return Err("the URL must be amqp://[USER:PASS@]HOST[:PORT][,HOST[:PORT]...][/VHOST]");
         }
