@@ -123,7 +123,7 @@ pub type NatsBus = RuntimeBus<Nats>;
 
 /// NATS JetStream, as the one bridge of the buses on a tokio runtime
 /// runs it: its settings' checks, its status, and the thread's work
-/// ([`crate::runtime`]).
+/// (this crate's `runtime` module).
 #[derive(Debug)]
 pub enum Nats {}
 

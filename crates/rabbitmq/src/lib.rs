@@ -121,7 +121,7 @@ pub type RabbitBus = RuntimeBus<RabbitMq>;
 
 /// RabbitMQ streams, as the one bridge of the buses on a tokio runtime
 /// runs them: its settings' checks, its status, and the thread's work
-/// ([`crate::runtime`]).
+/// (this crate's `runtime` module).
 #[derive(Debug)]
 pub enum RabbitMq {}
 
