@@ -179,8 +179,13 @@ fn authenticate(step: Step, bytes: &[u8]) -> (Step, Result<Vec<u8>, String>) {
         Step::Scram { sha512 } => {
             let first = String::from_utf8(bytes.to_vec()).unwrap();
             let bare = first.strip_prefix("n,,").expect("no channel binding").to_owned();
-            assert!(bare.starts_with(&format!("n={USER},r=")), "{bare}");
-            let nonce = format!("{}fake-server-nonce", bare.rsplit_once("r=").unwrap().1);
+            // The client's nonce is everything after its `r=`: it may
+            // hold "r=" itself (any printable but a comma), so it is not
+            // found by searching for one.
+            let client_nonce = bare
+                .strip_prefix(&format!("n={USER},r="))
+                .unwrap_or_else(|| panic!("{bare}"));
+            let nonce = format!("{client_nonce}fake-server-nonce");
             let server_first = format!("r={nonce},s={},i={ITERATIONS}", B64.encode(SALT));
             let answer = server_first.clone().into_bytes();
             (
