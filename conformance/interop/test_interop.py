@@ -249,10 +249,12 @@ class Interop:
                 new = ids.pop()
                 check(last is None or id_key(new) > id_key(last), f"ids not increasing: {last}, {new}")
                 last = new
-            # Binary messages are not published: the sender is told, nobody else.
+            # A binary message is a binary event: both get it as its base64, marked.
             await a.send(b"\x00binary")
-            error = await self.ws_event(a)
-            check(error.get("control") == "error", f"after a binary message A got {error!r}")
+            for receiver, rname in ((a, "A"), (b, "B")):
+                got = await self.ws_event(receiver)
+                check(got.get("data") == "AGJpbmFyeQ==" and got.get("encoding") == "base64",
+                      f"after a binary message {rname} got {got!r}")
             await a.send("after binary")
             got = await self.ws_event(b)
             check(got.get("data") == "after binary", f"expected 'after binary' at B, got {got!r}")
