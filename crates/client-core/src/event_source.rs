@@ -65,6 +65,11 @@ pub enum Head {
     Redirect,
     /// Fail for good: trying again would meet the same answer.
     Fail(Error),
+    /// A status that says "not now" (502, 503 or 504) from a source told
+    /// to retry them ([`Reconnection::retry_unavailable`]): a failed
+    /// attempt, counted by [`Reconnection::failed`], then another after
+    /// the wait it gives.
+    Retry(Error),
 }
 
 /// Whether a `Content-Type` value's MIME type essence is
@@ -100,6 +105,8 @@ pub struct Reconnection {
     /// Failed attempts in a row.
     failures: u32,
     max_retries: Option<u32>,
+    /// 502, 503 and 504 are failed attempts rather than the end.
+    retry_unavailable: bool,
 }
 
 impl Default for Reconnection {
@@ -121,6 +128,7 @@ impl Reconnection {
             delivered: false,
             failures: 0,
             max_retries: None,
+            retry_unavailable: false,
         }
     }
 
@@ -150,6 +158,24 @@ impl Reconnection {
         self
     }
 
+    /// Treats 502 Bad Gateway, 503 Service Unavailable and 504 Gateway
+    /// Timeout as failed attempts, retried after the wait (and counted
+    /// against [`max_retries`](Self::max_retries)), instead of failing
+    /// the source for good as `EventSource` does (the default). A proxy
+    /// answers them while its backends restart or fail their health
+    /// checks; a client that must outlive that (a service following a
+    /// hub behind a load balancer) turns this on.
+    pub fn retry_unavailable(mut self, on: bool) -> Reconnection {
+        self.retry_unavailable = on;
+        self
+    }
+
+    /// Whether a response with `status` is a failed attempt to retry (see
+    /// [`retry_unavailable`](Self::retry_unavailable)).
+    pub fn retries(&self, status: u16) -> bool {
+        self.retry_unavailable && matches!(status, 502..=504)
+    }
+
     /// The current reconnection time.
     pub fn current_reconnection_time(&self) -> Duration {
         self.reconnection_time
@@ -164,6 +190,7 @@ impl Reconnection {
             },
             204 => Head::Stop,
             s if crate::redirect::is_redirect(s) => Head::Redirect,
+            status if self.retries(status) => Head::Retry(Error::Refused { status }),
             status => Head::Fail(Error::Refused { status }),
         }
     }

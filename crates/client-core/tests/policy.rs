@@ -147,6 +147,25 @@ fn response_heads() {
             "{status} {content_type:?}"
         );
     }
+    // Told to retry "not now": 502 to 504 are failed attempts, the rest
+    // as before.
+    let retrying = Reconnection::new().retry_unavailable(true);
+    for status in [502, 503, 504] {
+        assert_eq!(
+            retrying.head(status, None),
+            Head::Retry(Error::Refused { status })
+        );
+        assert_eq!(
+            policy.head(status, None),
+            Head::Fail(Error::Refused { status })
+        );
+    }
+    for status in [400, 404, 500, 501, 505] {
+        assert_eq!(
+            retrying.head(status, None),
+            Head::Fail(Error::Refused { status })
+        );
+    }
     assert!(!is_event_stream(""));
 }
 

@@ -49,6 +49,7 @@ pub struct EventSourceBuilder {
     max_head: usize,
     backoff: tether_backoff::Backoff,
     max_reconnection_time: Duration,
+    retry_unavailable: bool,
 }
 
 impl EventSourceBuilder {
@@ -67,6 +68,7 @@ impl EventSourceBuilder {
             max_head: DEFAULT_MAX_RESPONSE_HEAD,
             backoff: tether_backoff::Backoff::new(),
             max_reconnection_time: limits::MAX_RECONNECTION_TIME,
+            retry_unavailable: false,
         }
     }
 
@@ -143,6 +145,17 @@ impl EventSourceBuilder {
         self
     }
 
+    /// Retries 502, 503 and 504 answers as failed attempts (after the
+    /// wait, counted against [`max_retries`](Self::max_retries)) instead
+    /// of failing for good, which is `EventSource`'s way and the default.
+    /// A load balancer answers them while the servers behind it restart
+    /// or fail their health checks; a service that follows a hub through
+    /// one, and must not stop, turns this on.
+    pub fn retry_unavailable(mut self, on: bool) -> EventSourceBuilder {
+        self.retry_unavailable = on;
+        self
+    }
+
     /// The parser's limits on line and event sizes.
     pub fn limits(mut self, limits: Limits) -> EventSourceBuilder {
         self.limits = limits;
@@ -202,7 +215,8 @@ impl EventSourceBuilder {
                 .max_reconnection_time(self.max_reconnection_time)
                 .reconnection_time(self.retry)
                 .backoff(self.backoff)
-                .max_retries(self.max_retries),
+                .max_retries(self.max_retries)
+                .retry_unavailable(self.retry_unavailable),
             options: self,
             url,
             state: ReadyState::Connecting,
@@ -509,7 +523,7 @@ impl EventSource {
                     self.state = ReadyState::Closed;
                     return None;
                 }
-                Err(e) if e.is_network_error() => {
+                Err(e) if e.is_network_error() || self.retries(&e) => {
                     let Some(delay) = self.policy.failed() else {
                         self.state = ReadyState::Closed;
                         return Some(Err(e));
@@ -527,6 +541,11 @@ impl EventSource {
                 }
             }
         }
+    }
+
+    /// Whether `e` is an answer this source was told to retry.
+    fn retries(&self, e: &Error) -> bool {
+        matches!(e, Error::Refused { status, .. } if self.policy.retries(*status))
     }
 
     /// One read of the open stream, fed to the parser; at the end of the
@@ -670,13 +689,14 @@ impl EventSource {
                             e => e.into(),
                         })?;
                 }
-                Head::Fail(tether_client_core::Error::Refused { status }) => {
+                Head::Fail(tether_client_core::Error::Refused { status })
+                | Head::Retry(tether_client_core::Error::Refused { status }) => {
                     return Err(Error::Refused {
                         status,
                         reason: head.reason,
                     });
                 }
-                Head::Fail(e) => return Err(e.into()),
+                Head::Fail(e) | Head::Retry(e) => return Err(e.into()),
             }
         }
     }

@@ -200,6 +200,60 @@ fn other_statuses_fail_for_good() {
 }
 
 #[test]
+fn unavailable_answers_are_retried_when_asked() {
+    // A load balancer between restarts: 503, then the stream, then 502
+    // and 504 before the stream again, which resumes from the last id.
+    let server = ScriptServer::start(|n, _| match n {
+        0 => Reply::close("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"),
+        1 => Reply::stream("id: 7\ndata: first\n\n"),
+        2 => Reply::close("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"),
+        3 => Reply::close("HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 0\r\n\r\n"),
+        _ => Reply::stream("id: 8\ndata: second\n\n"),
+    });
+    // Connections that delivered nothing wait the backoff too: kept short.
+    let quick = tether_client::Backoff::new().initial(Duration::from_millis(1));
+    let mut source = fast(server.url("/"))
+        .backoff(quick)
+        .retry_unavailable(true)
+        .build()
+        .unwrap();
+    match next(&mut source) {
+        SseEvent::Reconnecting {
+            error: Some(Error::Refused { status: 503, .. }),
+            ..
+        } => {}
+        other => panic!("expected a retried 503, got {other:?}"),
+    }
+    assert_eq!(next_message(&mut source).data(), "first");
+    assert_eq!(next_message(&mut source).data(), "second");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 5);
+    for (n, request) in requests.iter().enumerate().skip(2) {
+        assert_eq!(request.header("Last-Event-ID"), Some("7"), "request {n}");
+    }
+    // Still bounded by the retry limit: the last refusal is the error.
+    let server = ScriptServer::start(|_, _| {
+        Reply::close("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+    });
+    let mut source = fast(server.url("/"))
+        .backoff(quick)
+        .retry_unavailable(true)
+        .max_retries(Some(2))
+        .build()
+        .unwrap();
+    let mut retried = 0;
+    loop {
+        match source.next_event() {
+            Some(Ok(SseEvent::Reconnecting { .. })) => retried += 1,
+            Some(Err(Error::Refused { status: 503, .. })) => break,
+            other => panic!("expected the retries, then the refusal; got {other:?}"),
+        }
+    }
+    assert_eq!((retried, server.requests().len()), (2, 3));
+    assert!(source.next_event().is_none());
+}
+
+#[test]
 fn a_wrong_content_type_fails_for_good() {
     for content_type in [
         "Content-Type: text/plain\r\n",

@@ -69,6 +69,43 @@ async fn event_source_follows_redirects() {
     );
 }
 
+/// A 503 fails for good by default (EventSource's way); told to retry
+/// "not now" answers, the source waits and asks again.
+#[tokio::test]
+async fn event_source_retries_unavailable_only_when_asked() {
+    let busy = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let (base, _) = script(vec![busy.to_owned()]).await;
+    let mut events = EventSource::new(&base).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .unwrap();
+    assert!(matches!(ended, Err(Error::Status(503))), "{ended:?}");
+
+    let gateway = "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let (base, mut requests) = script(vec![
+        busy.to_owned(),
+        gateway.to_owned(),
+        format!("{STREAM}data: here\n\n"),
+    ])
+    .await;
+    let mut events = EventSource::new(&base)
+        .unwrap()
+        .reconnection_time(Duration::from_millis(10))
+        .backoff(tether_backoff::Backoff::new().initial(Duration::from_millis(1)))
+        .retry_unavailable(true);
+    let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.data(), "here");
+    let mut asked = 0;
+    while requests.try_recv().is_ok() {
+        asked += 1;
+    }
+    assert_eq!(asked, 3);
+}
+
 /// A redirect loop fails for good at the limit.
 #[tokio::test]
 async fn event_source_stops_a_redirect_loop_at_the_limit() {

@@ -123,6 +123,15 @@ impl EventSource {
         self
     }
 
+    /// Retries 502, 503 and 504 answers as failed attempts (after the
+    /// wait, ended by the backoff's attempts limit) instead of failing for
+    /// good, which is `EventSource`'s way and the default: a load balancer
+    /// answers them while the servers behind it restart.
+    pub fn retry_unavailable(mut self, on: bool) -> EventSource {
+        self.policy = self.policy.retry_unavailable(on);
+        self
+    }
+
     /// How many redirects one attempt follows (default 20).
     pub fn max_redirects(mut self, limit: u32) -> EventSource {
         self.max_redirects = limit;
@@ -206,7 +215,10 @@ impl EventSource {
                 }
                 Ok(None) => return Ok(None),
                 // None is mended by trying again.
-                Err(e @ (Error::Status(_) | Error::Usage(_) | Error::Policy(_))) => return Err(e),
+                Err(Error::Status(status)) if !self.policy.retries(status) => {
+                    return Err(Error::Status(status));
+                }
+                Err(e @ (Error::Usage(_) | Error::Policy(_))) => return Err(e),
                 Err(e) => match self.policy.failed() {
                     Some(wait) => self.wait = Some(wait),
                     None => return Err(e),
@@ -243,7 +255,7 @@ impl EventSource {
                         // The URL came from the server: its fault.
                         .map_err(Error::Policy)?;
                 }
-                Head::Fail(e) => return Err(e.into()),
+                Head::Fail(e) | Head::Retry(e) => return Err(e.into()),
             }
         }
     }
