@@ -8,7 +8,7 @@ redis-cluster   a Redis Cluster of three primaries with a replica each:
 redis-sentinel  a master, two replicas and three sentinels (bus1..bus3),
                 the data over TLS (sentinel.py); the nodes follow the
                 master the sentinels name and acknowledge a publish once
-                a replica has it (--redis-wait-replicas 1)
+                both replicas have it (--redis-wait-replicas 2)
 nats            one nats-server with JetStream (its store on disk)
 nats-cluster    three nats-servers in one JetStream cluster (bus1..bus3);
                 the nodes keep their stream in three replicas

@@ -177,9 +177,13 @@ def start(topo, work, process, hosts):
     group.wait_until_ready()
     ca, cert, key = group.files()
     sentinels = ",".join(f"{topo.addr(h)}:{SENTINEL_PORT}" for h in hosts)
-    # A publish is acknowledged once a replica has it: the sentinels
-    # promote the replica that has the most, so a master killed loses
-    # nothing acknowledged.
+    # A publish is acknowledged once both replicas have it, as the guide
+    # advises for a master with more replicas than one: the sentinels may
+    # promote either (the one they last saw furthest along, or the only
+    # one on their side of a partition), so with one replica asked for,
+    # a failover could lose what the other alone held (seed 2209299771
+    # did: acknowledged, then missing from the new master without a
+    # gap signal).
     option = ["--redis", f"rediss+sentinel://{sentinels}/{MASTER_NAME}", "--redis-ca", ca,
-              "--redis-cert", cert, "--redis-key", key, "--redis-wait-replicas", "1"]
+              "--redis-cert", cert, "--redis-key", key, "--redis-wait-replicas", str(len(hosts) - 1)]
     return procs, option
