@@ -155,16 +155,10 @@ fn response_heads() {
             retrying.head(status, None),
             Head::Retry(Error::Refused { status })
         );
-        assert_eq!(
-            policy.head(status, None),
-            Head::Fail(Error::Refused { status })
-        );
+        assert_eq!(policy.head(status, None), Head::Fail(Error::Refused { status }));
     }
     for status in [400, 404, 500, 501, 505] {
-        assert_eq!(
-            retrying.head(status, None),
-            Head::Fail(Error::Refused { status })
-        );
+        assert_eq!(retrying.head(status, None), Head::Fail(Error::Refused { status }));
     }
     assert!(!is_event_stream(""));
 }

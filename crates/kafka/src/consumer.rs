@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
@@ -207,7 +207,7 @@ impl<P: Publisher> Session<'_, P> {
         let client = tokio::time::timeout(config.request_timeout, builder.build())
             .await
             .map_err(|_| Error::Protocol("the brokers did not answer in time".to_owned()))??;
-        let topics = client.list_topics().await?;
+        let topics = within(config.request_timeout, "Metadata", client.list_topics()).await?;
         if let Some(absent) = config
             .topics
             .iter()
@@ -317,6 +317,7 @@ impl<P: Publisher> Session<'_, P> {
     /// Where each partition resumes: the group's committed offset, or
     /// its earliest record.
     async fn resume(&mut self, coordinator: &mut Coordinator, readings: &mut [Reading]) -> Result<(), Error> {
+        let config = self.config;
         if readings.is_empty() {
             return Ok(());
         }
@@ -324,12 +325,12 @@ impl<P: Publisher> Session<'_, P> {
         let committed = coordinator.committed(&at).await?;
         for reading in readings {
             reading.committed = committed.get(&reading.at).copied();
-            let earliest = reading.client.get_offset(OffsetAt::Earliest).await?;
+            let earliest = offset_of(&reading.client, OffsetAt::Earliest, config).await?;
             reading.next = match reading.committed {
                 // A group new to the partition starts at its beginning.
                 None => earliest,
                 Some(offset) => {
-                    let latest = reading.client.get_offset(OffsetAt::Latest).await?;
+                    let latest = offset_of(&reading.client, OffsetAt::Latest, config).await?;
                     if (earliest..=latest).contains(&offset) {
                         offset
                     } else {
@@ -353,9 +354,12 @@ impl<P: Publisher> Session<'_, P> {
     async fn partitions(&self, client: &Client, assigned: Vec<Partition>) -> Result<Vec<Reading>, Error> {
         let mut readings = Vec::with_capacity(assigned.len());
         for (topic, partition) in assigned {
-            let client = client
-                .partition_client(topic.clone(), partition, UnknownTopicHandling::Error)
-                .await?;
+            let client = within(
+                self.config.request_timeout,
+                "Metadata",
+                client.partition_client(topic.clone(), partition, UnknownTopicHandling::Error),
+            )
+            .await?;
             readings.push(Reading {
                 client,
                 at: (topic, partition),
@@ -372,19 +376,31 @@ impl<P: Publisher> Session<'_, P> {
     async fn consume(&mut self, readings: &mut [Reading]) -> Result<bool, Error> {
         let config = self.config;
         let wait = i32::try_from(config.fetch_wait.as_millis()).unwrap_or(i32::MAX);
-        let fetches = readings
-            .iter()
-            .map(|r| r.client.fetch_records(r.next, 1..config.fetch_max_bytes, wait));
+        // A fetch waits at the broker up to fetch_wait, then has the
+        // request timeout for its answer.
+        let limit = config.fetch_wait.saturating_add(config.request_timeout);
+        let fetches = readings.iter().map(|r| {
+            tokio::time::timeout(
+                limit,
+                r.client.fetch_records(r.next, 1..config.fetch_max_bytes, wait),
+            )
+        });
         let fetched = futures_util::future::join_all(fetches).await;
         let mut lag = 0u64;
         for (reading, fetched) in readings.iter_mut().zip(fetched) {
+            let Ok(fetched) = fetched else {
+                return Err(Error::Timeout {
+                    request: "Fetch",
+                    after: limit,
+                });
+            };
             let (records, high_watermark) = match fetched {
                 Ok(fetched) => fetched,
                 Err(e) if out_of_range(&e) => {
                     // The group's offset is gone (the topic's retention
                     // deleted the records, or it was made again): from
                     // the earliest record kept, as a new group would.
-                    let earliest = reading.client.get_offset(OffsetAt::Earliest).await?;
+                    let earliest = offset_of(&reading.client, OffsetAt::Earliest, config).await?;
                     log::warn!(
                         "kafka: offset {} of {}/{} is out of range: resuming at {earliest}",
                         reading.next,
@@ -497,4 +513,28 @@ async fn stopped(stop: &StopSignal) {
     while !stop.stopping() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// `request` to a broker, given `limit` for its answer. rskafka retries a
+/// failed request within its backoff's deadline, but waits for the answer
+/// on an open connection without end: a broker that stops answering (a
+/// partition, a host gone without a reset) would hold the consumer with
+/// its health still "consuming", no error counted.
+async fn within<T, E: Into<Error>>(
+    limit: Duration,
+    request: &'static str,
+    answer: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(limit, answer).await {
+        Ok(answered) => answered.map_err(Into::into),
+        Err(_) => Err(Error::Timeout {
+            request,
+            after: limit,
+        }),
+    }
+}
+
+/// A partition's earliest or latest offset, within the request timeout.
+async fn offset_of(client: &PartitionClient, at: OffsetAt, config: &KafkaConfig) -> Result<i64, Error> {
+    within(config.request_timeout, "ListOffsets", client.get_offset(at)).await
 }

@@ -23,6 +23,14 @@ pub enum Error {
     /// A broker refused this consumer's SASL credentials, or does not
     /// offer its mechanism.
     Authentication(String),
+    /// A broker did not answer a request in time (the connection open,
+    /// nothing coming back: a partition, or a host gone without a reset).
+    Timeout {
+        /// What was asked (`Fetch`, `ListOffsets`...).
+        request: &'static str,
+        /// How long it was given.
+        after: std::time::Duration,
+    },
     /// A topic to consume is not on the brokers.
     UnknownTopic(String),
     /// The consumer's thread could not start.
@@ -71,6 +79,13 @@ impl std::fmt::Display for Error {
                 write!(f, "Kafka: {request} refused with error code {code}")
             }
             Error::Authentication(why) => write!(f, "Kafka SASL authentication: {why}"),
+            Error::Timeout { request, after } => {
+                write!(
+                    f,
+                    "Kafka: no answer to {request} within {} s",
+                    after.as_secs_f64()
+                )
+            }
             Error::UnknownTopic(topic) => write!(f, "Kafka: no topic {topic} on the brokers"),
             Error::Thread(e) => write!(f, "the Kafka consumer's thread: {e}"),
         }

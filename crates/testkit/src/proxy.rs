@@ -2,7 +2,10 @@
 //! it carries can be cut at once (both ends closed, as a network that
 //! drops them, or a server restarted, looks to each side), and while it
 //! is down the connections it is given are closed as soon as they come,
-//! so that the client finds the server gone until it is up again.
+//! so that the client finds the server gone until it is up again; while
+//! it is silent, the connections stay open and nothing crosses them
+//! either way (a partition, or a host gone without a reset: no end of
+//! stream, no error, no answer).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -25,6 +28,8 @@ struct Shared {
     /// Both ends of every connection carried now.
     open: Mutex<Vec<TcpStream>>,
     down: AtomicBool,
+    /// What is read is dropped, not forwarded.
+    silent: AtomicBool,
     /// Connections closed at once, the proxy down.
     refused: AtomicU64,
     closed: AtomicBool,
@@ -71,6 +76,15 @@ impl Proxy {
     /// forwarded.
     pub fn set_down(&self, down: bool) {
         self.shared.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Silent: every connection, carried now or to come, stays open and
+    /// what either end sends is dropped; not silent again: forwarded
+    /// (what was dropped stays lost: the protocol on a connection
+    /// carried through is broken, as after a partition, and the test
+    /// [`cut`](Self::cut)s it).
+    pub fn set_silent(&self, silent: bool) {
+        self.shared.silent.store(silent, Ordering::SeqCst);
     }
 
     /// How many connections were closed at once, the proxy down: the
@@ -127,17 +141,20 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
             continue;
         };
         lock(&shared.open).extend([client_kept, server_kept]);
-        thread::spawn(move || copy(client_read, server_write));
-        thread::spawn(move || copy(server, client));
+        let (upstream, downstream) = (shared.clone(), shared.clone());
+        thread::spawn(move || copy(client_read, server_write, &upstream));
+        thread::spawn(move || copy(server, client, &downstream));
     }
 }
 
-/// Copies `from` to `to` until either ends, then closes both.
-fn copy(mut from: TcpStream, mut to: TcpStream) {
+/// Copies `from` to `to` until either ends (dropping what comes while
+/// the proxy is silent), then closes both.
+fn copy(mut from: TcpStream, mut to: TcpStream, shared: &Shared) {
     let mut buf = [0u8; 16 * 1024];
     loop {
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
+            Ok(_) if shared.silent.load(Ordering::SeqCst) => {}
             Ok(n) => {
                 if to.write_all(&buf[..n]).is_err() {
                     break;

@@ -41,6 +41,13 @@ pub(crate) struct KafkaArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 0.5,
           value_parser = super::values::seconds_between(0.01, 60.0))]
     pub(crate) kafka_fetch_wait: f64,
+    /// How long, in seconds, a broker may take to answer a request (a
+    /// fetch: this beyond --kafka-fetch-wait). A broker silent for longer
+    /// (a partition, a host gone without a reset) is an error: counted,
+    /// the node not ready, the connections made again.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0,
+          value_parser = super::values::seconds_between(0.1, 3600.0))]
+    pub(crate) kafka_request_timeout: f64,
     /// How long, in seconds, the group's coordinator waits without a
     /// heartbeat from this node before it gives the node's partitions to
     /// the others (the broker bounds it: Kafka to 6..300 by default).
@@ -114,6 +121,7 @@ impl KafkaArgs {
             .collect::<Result<_, _>>()?;
         config.commit_interval = Duration::from_secs_f64(self.kafka_commit_interval);
         config.fetch_wait = Duration::from_secs_f64(self.kafka_fetch_wait);
+        config.request_timeout = Duration::from_secs_f64(self.kafka_request_timeout);
         config.session_timeout = Duration::from_secs_f64(self.kafka_session_timeout);
         config.heartbeat_interval = Duration::from_secs_f64(self.kafka_heartbeat_interval);
         config.rebalance_timeout = Duration::from_secs_f64(self.kafka_rebalance_timeout);

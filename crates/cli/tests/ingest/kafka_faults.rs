@@ -7,6 +7,10 @@
 //! record across a real restart of the broker); and a node killed
 //! (SIGKILL) before committing, started again on its data.
 //!
+//! A broker that stops answering (the proxy silent: connections open,
+//! nothing crossing) is an error within the request timeout, reported
+//! by `/readyz` meanwhile; then the records come as before.
+//!
 //! The commit window is held open for certain by `--kafka-commit-interval
 //! 3600`: the node publishes and does not commit until the fault.
 
@@ -68,6 +72,61 @@ fn the_brokers_connections_cut_before_a_commit_every_record_delivered_once_in_or
     proxy.set_down(false);
     wait_until("read again", || node.metric("consumed_total") >= 20);
     produce(&producer, &mut expected, &topic, "after", 10);
+    fence(&producer, &mut expected, &mut follower);
+    assert_delivered_once(&expected, &[&follower]);
+}
+
+#[test]
+fn a_broker_that_stops_answering_is_an_error_reported_by_readyz_until_it_answers() {
+    let proxy = Proxy::bind();
+    let Some(kafka) = Kafka::start_advertising(&proxy.addr().to_string()) else {
+        return;
+    };
+    proxy.forward_to(kafka.addr());
+    let through = proxy.addr().to_string();
+    let producer = Producer::connect(kafka.addr());
+    let topic = kafka.unique("silent");
+    producer.create_topic(&topic, 1);
+    let group = kafka.unique("group");
+    let node = Node::start(
+        &through,
+        &topic,
+        &group,
+        None,
+        // Commits far apart: the request in flight when the silence
+        // starts is almost surely a fetch (a heartbeat now and then).
+        &["--kafka-request-timeout", "1", "--kafka-commit-interval", "3600"],
+    );
+    let mut expected = Expected::default();
+    let mut follower = Follower::new(&topic);
+    follower.connect(node.addr);
+    produce(&producer, &mut expected, &topic, "before", 5);
+    follower.read(5);
+    assert_eq!(node.metric("errors_total"), 0);
+    // Silent: no end of stream, no error, no answer. Without a bound on
+    // each request the consumer would wait on its fetch for good, still
+    // "consuming" and ready.
+    proxy.set_silent(true);
+    wait_until("the silence counted as an error", || {
+        node.metric("errors_total") >= 1
+    });
+    // Kafka away is every node's condition: reported, and counted by a
+    // balancer that asks for shared conditions.
+    let (status, body) = node.readyz("");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("[~] kafka: cannot reach Kafka"), "{body}");
+    assert!(body.contains("no answer"), "{body}");
+    let (status, body) = node.readyz("?shared=1");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("[-] kafka: cannot reach Kafka"), "{body}");
+    // (The test's producer reaches the broker at the address it
+    // advertises, the proxy's, too: it produces once the silence is over.)
+    proxy.set_silent(false);
+    proxy.cut();
+    produce(&producer, &mut expected, &topic, "after", 5);
+    wait_until("consuming again", || {
+        node.readyz("").1.contains("[+] kafka: consuming")
+    });
     fence(&producer, &mut expected, &mut follower);
     assert_delivered_once(&expected, &[&follower]);
 }
