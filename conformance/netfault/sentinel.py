@@ -5,13 +5,13 @@ the data over TLS.
 The data nodes listen on TLS alone (`--port 0 --tls-port`), ask every
 client for a certificate (`tls-auth-clients yes`) and replicate over TLS;
 the sentinels speak TLS to the data nodes and to each other
-(`tls-replication yes`, and a `tls-port` the others reach them on) and
-answer tether in plain TCP on another port (tether asks its sentinels in
-plain TCP: they hand out addresses, never events). One CA and one
-certificate naming the three hosts' addresses are made per run with
-benches/tls-files.sh (openssl): every server shows it, and the tether
-nodes, the replicas, the sentinels and redis-cli show it as their client
-certificate.
+(`tls-replication yes`) and listen on TLS alone too (`port 0`,
+`tls-port`, `tls-auth-clients yes`): tether asks them over TLS
+(`--redis-sentinel-tls`), with the same files as for the master. One CA
+and one certificate naming the three hosts' addresses are made per run
+with benches/tls-files.sh (openssl): every server shows it, and the
+tether nodes, the replicas, the sentinels and redis-cli show it as their
+client certificate.
 
 A data node is started as a replica of the master the sentinels name,
 each time but the first: Redis keeps nothing on disk here, so a master
@@ -26,10 +26,9 @@ import subprocess
 import time
 
 REDIS_PORT = 6379
-SENTINEL_PORT = 26379
-# The sentinels' TLS port: with `tls-replication yes` a sentinel speaks TLS
-# to every peer it connects to, the other sentinels too, and announces
-# this port to them.
+# The sentinels' port, TLS alone: with `tls-replication yes` a sentinel
+# speaks TLS to every peer it connects to, the other sentinels too, and
+# announces this port to them; tether and redis-cli ask them on it.
 SENTINEL_TLS_PORT = 26380
 MASTER_NAME = "netfault"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -71,8 +70,8 @@ class Group:
         """The master's address as the first sentinel that answers (asked
         from HOST) names it, or None."""
         for sentinel in self.hosts:
-            out = self.cli(host, self.topo.addr(sentinel), SENTINEL_PORT, "SENTINEL", "get-master-addr-by-name",
-                           MASTER_NAME, tls=False).split()
+            out = self.cli(host, self.topo.addr(sentinel), SENTINEL_TLS_PORT, "SENTINEL",
+                           "get-master-addr-by-name", MASTER_NAME).split()
             if len(out) == 2:
                 return out[0]
         return None
@@ -131,13 +130,14 @@ class Group:
             # Quick to act, as the guide's deployment advice is not: a
             # master silent for 1 s is down, so that a 45 s schedule sees
             # failovers through.
-            out.write(f"port {SENTINEL_PORT}\ntls-port {SENTINEL_TLS_PORT}\nbind {self.topo.addr(host)}\n"
+            out.write(f"port 0\ntls-port {SENTINEL_TLS_PORT}\nbind {self.topo.addr(host)}\n"
                       f"daemonize no\ndir {own}\n"
                       f"sentinel monitor {MASTER_NAME} {self.topo.addr(self.hosts[0])} {REDIS_PORT} 2\n"
                       f"sentinel down-after-milliseconds {MASTER_NAME} 1000\n"
                       f"sentinel failover-timeout {MASTER_NAME} 3000\n"
                       f"sentinel parallel-syncs {MASTER_NAME} 2\n"
-                      f"tls-replication yes\ntls-cert-file {cert}\ntls-key-file {key}\ntls-ca-cert-file {ca}\n")
+                      f"tls-replication yes\ntls-cert-file {cert}\ntls-key-file {key}\ntls-ca-cert-file {ca}\n"
+                      f"tls-auth-clients yes\n")
         return ["redis-server", config, "--sentinel"]
 
     def wait_until_ready(self):
@@ -150,8 +150,8 @@ class Group:
         raise RuntimeError("the sentinels did not know each other and the replicas within 30 s")
 
     def sentinel_knows(self, host):
-        fields = self.cli(host, self.topo.addr(host), SENTINEL_PORT, "SENTINEL", "master", MASTER_NAME,
-                          tls=False).split("\n")
+        fields = self.cli(host, self.topo.addr(host), SENTINEL_TLS_PORT, "SENTINEL", "master",
+                          MASTER_NAME).split("\n")
         info = dict(zip(fields[::2], fields[1::2]))
         return info.get("num-other-sentinels") == "2" and info.get("num-slaves") == "2"
 
@@ -172,11 +172,11 @@ def start(topo, work, process, hosts):
         addr = topo.addr(host)
         name = f"{host}s"
         procs[name] = process(host, name, group.sentinel_argv(host), lambda h=host, a=addr: group.cli(
-            h, a, SENTINEL_PORT, "ping", tls=False) == "PONG")
+            h, a, SENTINEL_TLS_PORT, "ping") == "PONG")
         procs[name].start()
     group.wait_until_ready()
     ca, cert, key = group.files()
-    sentinels = ",".join(f"{topo.addr(h)}:{SENTINEL_PORT}" for h in hosts)
+    sentinels = ",".join(f"{topo.addr(h)}:{SENTINEL_TLS_PORT}" for h in hosts)
     # A publish is acknowledged once both replicas have it, as the guide
     # advises for a master with more replicas than one: the sentinels may
     # promote either (the one they last saw furthest along, or the only
@@ -184,6 +184,7 @@ def start(topo, work, process, hosts):
     # a failover could lose what the other alone held (seed 2209299771
     # did: acknowledged, then missing from the new master without a
     # gap signal).
-    option = ["--redis", f"rediss+sentinel://{sentinels}/{MASTER_NAME}", "--redis-ca", ca,
-              "--redis-cert", cert, "--redis-key", key, "--redis-wait-replicas", str(len(hosts) - 1)]
+    option = ["--redis", f"rediss+sentinel://{sentinels}/{MASTER_NAME}", "--redis-sentinel-tls",
+              "--redis-ca", ca, "--redis-cert", cert, "--redis-key", key,
+              "--redis-wait-replicas", str(len(hosts) - 1)]
     return procs, option

@@ -27,11 +27,18 @@
 //!   `/readyz` (`bus`), its publishes refused;
 //! - `rediss+sentinel://` speaks TLS to the master the sentinels name,
 //!   its certificate checked against `--redis-ca`;
+//! - `--redis-sentinel-tls` asks sentinels that listen on a TLS port
+//!   alone over TLS (client certificates asked of the node by master and
+//!   sentinel alike), and a node publishes and subscribes through them;
+//!   with `redis+sentinel://`, the sentinels alone over TLS and the
+//!   master in plain TCP; without it, and towards a sentinel whose
+//!   certificate this node does not trust, the node is refused, the
+//!   sentinel named as the reason;
 //! - sentinels that ask for a password take a node given
 //!   `--redis-sentinel-password` (here as its environment variable) and
 //!   refuse one without;
-//! - `check-config` refuses a malformed Sentinel URL and a sentinel
-//!   password without one.
+//! - `check-config` refuses a malformed Sentinel URL, and a sentinel
+//!   password or TLS to the sentinels without one.
 //!
 //! Every wait is for a state, bounded by a patience that only catches a
 //! hang. Skipped (with a printed reason) when `redis-server` is not
@@ -568,6 +575,100 @@ fn rediss_sentinel_speaks_tls_to_the_master() {
 }
 
 #[test]
+fn sentinels_on_a_tls_port_alone_are_asked_over_tls() {
+    if !available("sentinels_on_a_tls_port_alone_are_asked_over_tls") {
+        return;
+    }
+    let dir = ScratchDir::new("redis-sentinel-tls-only");
+    let pki = Pki::new(&dir.join("pki"), "trusted");
+    // Master and sentinel ask for a client certificate of the CA, as a
+    // hardened deployment does (tls-auth-clients yes).
+    let server_tls = ServerTls {
+        cert: pki.server(),
+        ca: pki.ca(),
+        auth_clients: true,
+    };
+    let master = RedisServer::start_tls(server_tls.clone());
+    let sentinels = Sentinels::start_tls_only(&master, "mymaster", 1, &server_tls);
+    let url = format!("rediss+sentinel://{}/mymaster", sentinels.addresses());
+    let client = pki.issue("node", &["node"], false);
+    let ca = pki.ca().display().to_string();
+    let cert = client.cert.display().to_string();
+    let key = client.key.display().to_string();
+    let tls = ["--redis-ca", &ca, "--redis-cert", &cert, "--redis-key", &key];
+    let mut options = tls.to_vec();
+    options.push("--redis-sentinel-tls");
+    let node = start_node(&dir, "a", &url, &options, &[]);
+    let (status, line, body) = wait_for_bus_line(node.addr, "up (redis");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        line,
+        format!(
+            "up (redis: Sentinel master mymaster at 127.0.0.1:{})",
+            master.port()
+        )
+    );
+    let mut sse = Subscriber::sse(&node, "0-0");
+    let mut ws = Subscriber::ws(&node, "0-0");
+    let id = publish(&node, "over TLS").expect("published");
+    let event = Seen::Event {
+        id,
+        data: "over TLS".to_owned(),
+    };
+    assert_eq!(sse.next(), event);
+    assert_eq!(ws.next(), event);
+
+    // redis+sentinel://: TLS to the sentinels alone, the master in plain
+    // TCP (its address as they name it).
+    let plain_master = RedisServer::start();
+    let sentinels_of_plain = Sentinels::start_tls_only(&plain_master, "plain", 1, &server_tls);
+    let plain_url = format!("redis+sentinel://{}/plain", sentinels_of_plain.addresses());
+    let node = start_node(&dir, "b", &plain_url, &options, &[]);
+    let (status, line, body) = wait_for_bus_line(node.addr, "up (redis");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        line,
+        format!(
+            "up (redis: Sentinel master plain at 127.0.0.1:{})",
+            plain_master.port()
+        )
+    );
+    publish(&node, "sentinels over TLS, master plain").expect("published");
+
+    let sentinel_refused = |name: &str, url: &str, more: &[&str], words: &str| {
+        let mut bus = vec!["--redis", url];
+        bus.extend_from_slice(more);
+        assert_refused(&dir, name, &bus, words, "connecting (redis: Sentinel master ");
+    };
+    // Plain TCP to a sentinel that speaks TLS alone: it hangs up.
+    sentinel_refused(
+        "plain",
+        &url,
+        &tls,
+        "the sentinel closed the connection at once: if it expects TLS, give --redis-sentinel-tls",
+    );
+    // A sentinel whose certificate another CA signed.
+    let other = Pki::new(&dir.join("pki"), "other");
+    let untrusted = Sentinels::start_tls_only(
+        &master,
+        "mymaster",
+        1,
+        &ServerTls {
+            cert: other.server(),
+            ca: other.ca(),
+            auth_clients: false,
+        },
+    );
+    let untrusted_url = format!("rediss+sentinel://{}/mymaster", untrusted.addresses());
+    sentinel_refused(
+        "untrusted",
+        &untrusted_url,
+        &options,
+        "TLS: the sentinel's certificate is not signed by a CA this node trusts",
+    );
+}
+
+#[test]
 fn sentinels_that_ask_a_password_get_it() {
     if !available("sentinels_that_ask_a_password_get_it") {
         return;
@@ -601,6 +702,12 @@ fn check_config_refuses_a_malformed_sentinel_url() {
         "redis = \"redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster/2\"\nredis-sentinel-password = \"pw\"\n",
     );
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    // TLS to the sentinels alone: the master in plain TCP.
+    let ok = check(
+        "sentinel-tls",
+        "redis = \"redis+sentinel://10.0.0.1:26380/mymaster\"\nredis-sentinel-tls = true\n",
+    );
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     for (name, toml, words) in [
         (
             "no-name",
@@ -616,6 +723,11 @@ fn check_config_refuses_a_malformed_sentinel_url() {
             "password-alone",
             "redis = \"redis://10.0.0.1:6379\"\nredis-sentinel-password = \"pw\"\n",
             "a sentinel password is given for a URL without Sentinel",
+        ),
+        (
+            "sentinel-tls-alone",
+            "redis = \"rediss://10.0.0.1:6379\"\nredis-sentinel-tls = true\n",
+            "TLS to the sentinels is asked for a URL without Sentinel",
         ),
     ] {
         let out = check(name, toml);

@@ -33,7 +33,8 @@ pub struct RedisConfig {
     ///
     /// With Redis Sentinel,
     /// `redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]`:
-    /// the sentinels (asked in this order, over plain TCP, with
+    /// the sentinels (asked in this order, over plain TCP or with
+    /// [`RedisConfig::sentinel_tls`] over TLS, with
     /// [`RedisConfig::sentinel_password`] if they want one) name the
     /// master, whose role is checked before it is used; the credentials
     /// and database are the master's. Every lost connection asks them
@@ -41,13 +42,15 @@ pub struct RedisConfig {
     /// to the master (its certificate must name the address the
     /// sentinels give).
     pub url: String,
-    /// With a `rediss://` URL, the CA certificates (a PEM file) the
-    /// server's certificate must chain to, instead of the system's roots
-    /// (`None`). Read when the bridge is made.
+    /// With a `rediss://` URL (or [`RedisConfig::sentinel_tls`]), the CA
+    /// certificates (a PEM file) the server's certificate must chain to,
+    /// instead of the system's roots (`None`). Read when the bridge is
+    /// made.
     pub tls_ca: Option<PathBuf>,
-    /// With a `rediss://` URL, the certificate chain (a PEM file, this
-    /// node's certificate first) shown to a server that asks for one
-    /// (`tls-auth-clients yes`); needs [`RedisConfig::tls_key`].
+    /// With a `rediss://` URL (or [`RedisConfig::sentinel_tls`]), the
+    /// certificate chain (a PEM file, this node's certificate first)
+    /// shown to a server that asks for one (`tls-auth-clients yes`);
+    /// needs [`RedisConfig::tls_key`].
     pub tls_cert: Option<PathBuf>,
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of
     /// [`RedisConfig::tls_cert`].
@@ -56,6 +59,16 @@ pub struct RedisConfig {
     /// themselves ask for (`requirepass` in their configuration; `None`:
     /// they ask none). The URL's credentials are the master's.
     pub sentinel_password: Option<String>,
+    /// With a `redis+sentinel://` (`rediss+sentinel://`) URL, ask the
+    /// sentinels over TLS (false: plain TCP), for sentinels that listen on
+    /// a `tls-port` alone. The same files as the master's
+    /// ([`RedisConfig::tls_ca`], [`RedisConfig::tls_cert`],
+    /// [`RedisConfig::tls_key`]) are used, and each sentinel's certificate
+    /// must name its address as the URL gives it. The URL's scheme says
+    /// only how the master is spoken to: `redis+sentinel://` with this on
+    /// is TLS to the sentinels and plain TCP to the master. Refused
+    /// ([`crate::Error::Tls`]) with any other URL.
+    pub sentinel_tls: bool,
     /// Put before each topic's name to make its stream's key (`tether:`:
     /// topic `news` is the stream `tether:news`; on a Redis Cluster a
     /// hash tag comes between them, see [`RedisConfig::cluster_partitions`],
@@ -149,6 +162,7 @@ impl RedisConfig {
             tls_cert: None,
             tls_key: None,
             sentinel_password: None,
+            sentinel_tls: false,
             prefix: "tether:".to_owned(),
             max_len: 1000,
             bus_max_len: 100_000,
@@ -286,6 +300,7 @@ impl fmt::Debug for RedisConfig {
                 "sentinel_password",
                 &self.sentinel_password.as_ref().map(|_| "***"),
             )
+            .field("sentinel_tls", &self.sentinel_tls)
             .field("prefix", &self.prefix)
             .field("max_len", &self.max_len)
             .field("history_events", &self.history_events)

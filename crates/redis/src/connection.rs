@@ -42,6 +42,7 @@ impl Client {
                 sentinel,
                 password,
                 tls.map(|tls| tls.certificates),
+                config.sentinel_tls,
             )));
         }
         if config.sentinel_password.is_some() {

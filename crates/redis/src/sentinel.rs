@@ -5,13 +5,19 @@
 //! follows a failover.
 //!
 //! The discovery is the few steps of Redis's guidelines for Sentinel
-//! clients, done over the `redis` crate's plain blocking connections (the
+//! clients, done over the `redis` crate's blocking connections (the
 //! bridge holds one such connection per thread): the sentinels asked in
 //! order, each within the connect timeout, `SENTINEL
 //! get-master-addr-by-name`; the address named connected to, and kept
 //! only if `ROLE` says it is a master (a sentinel that has not seen the
 //! failover yet names the old master, which may be a replica by now:
 //! writes must not go there).
+//!
+//! The sentinels are asked over plain TCP, or over TLS with the master's
+//! files when they listen on a `tls-port` alone (`sentinel_tls`): the
+//! URL's scheme says how the master is spoken to, not them, as Redis
+//! configures the two apart (`tls-port` of the sentinel, `tls-replication`
+//! towards the master).
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -20,6 +26,7 @@ use std::time::Duration;
 use redis::{Connection, IntoConnectionInfo, RedisError, TlsCertificates, Value};
 
 use crate::commands;
+use crate::tls::Peer;
 
 /// The schemes of a Sentinel URL: the data nodes over plain TCP, and over
 /// TLS.
@@ -156,19 +163,31 @@ pub(crate) struct Sentinel {
     /// The sentinels' own password (`requirepass` in their
     /// configuration), if they ask for one.
     password: Option<String>,
-    /// The certificates to check the master's with (`rediss+sentinel://`).
+    /// The certificates to check the master's with (`rediss+sentinel://`)
+    /// and the sentinels' (with `sentinel_tls`).
     tls: Option<TlsCertificates>,
+    /// The sentinels are asked over TLS.
+    sentinel_tls: bool,
     /// The master's address as last connected to, for the logs and
     /// `/readyz`. A lock: taken at each connection and by a probe only.
     master: Mutex<Option<String>>,
 }
 
 impl Sentinel {
-    pub(crate) fn new(url: SentinelUrl, password: Option<String>, tls: Option<TlsCertificates>) -> Sentinel {
+    /// The sentinels of `url`, asked with `password`, over TLS if
+    /// `sentinel_tls`; `tls`: the certificates, for the master (with a
+    /// `rediss+sentinel://` URL) and the sentinels (with `sentinel_tls`).
+    pub(crate) fn new(
+        url: SentinelUrl,
+        password: Option<String>,
+        tls: Option<TlsCertificates>,
+        sentinel_tls: bool,
+    ) -> Sentinel {
         Sentinel {
             url,
             password,
             tls,
+            sentinel_tls,
             master: Mutex::new(None),
         }
     }
@@ -232,27 +251,34 @@ impl Sentinel {
         ))))
     }
 
-    /// `SENTINEL get-master-addr-by-name` of one sentinel.
+    /// `SENTINEL get-master-addr-by-name` of one sentinel. A failure to
+    /// reach it is explained as a sentinel's (its TLS above all).
     fn ask(&self, sentinel: &str, timeout: Duration) -> Result<Option<(String, u16)>, String> {
-        let mut info = format!("redis://{sentinel}/")
-            .into_connection_info()
-            .map_err(|e| e.to_string())?;
+        let reply = self
+            .query_sentinel(sentinel, timeout)
+            .map_err(|e| crate::tls::explain_to(&e, self.sentinel_tls, Peer::Sentinel))?;
+        parse_master_addr(&reply)
+    }
+
+    /// The reply of one sentinel to `SENTINEL get-master-addr-by-name`.
+    fn query_sentinel(&self, sentinel: &str, timeout: Duration) -> Result<Value, RedisError> {
+        let scheme = if self.sentinel_tls { "rediss" } else { "redis" };
+        let mut info = format!("{scheme}://{sentinel}/").into_connection_info()?;
         if let Some(password) = &self.password {
             let settings = info.redis_settings().clone().set_password(password);
             info = info.set_redis_settings(settings);
         }
-        let client = redis::Client::open(info).map_err(|e| e.to_string())?;
-        let mut con = client
-            .get_connection_with_timeout(timeout)
-            .map_err(|e| e.to_string())?;
-        con.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-        con.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-        let reply: Value = redis::cmd("SENTINEL")
+        let client = match (&self.tls, self.sentinel_tls) {
+            (Some(certificates), true) => redis::Client::build_with_tls(info, certificates.clone())?,
+            _ => redis::Client::open(info)?,
+        };
+        let mut con = client.get_connection_with_timeout(timeout)?;
+        con.set_read_timeout(Some(timeout))?;
+        con.set_write_timeout(Some(timeout))?;
+        redis::cmd("SENTINEL")
             .arg("get-master-addr-by-name")
             .arg(&self.url.master_name)
             .query(&mut con)
-            .map_err(|e| e.to_string())?;
-        parse_master_addr(&reply)
     }
 
     /// A connection to `host:port` with the URL's credentials, database
@@ -265,9 +291,9 @@ impl Sentinel {
             address(host, port),
             self.url.db
         );
-        let client = match &self.tls {
-            Some(certificates) => redis::Client::build_with_tls(url, certificates.clone())?,
-            None => redis::Client::open(url)?,
+        let client = match (&self.tls, self.url.tls) {
+            (Some(certificates), true) => redis::Client::build_with_tls(url, certificates.clone())?,
+            _ => redis::Client::open(url)?,
         };
         let mut con = client.get_connection_with_timeout(timeout)?;
         con.set_read_timeout(Some(timeout))?;

@@ -31,11 +31,18 @@ pub(crate) fn is_tls(url: &str) -> bool {
 
 impl TlsFiles {
     /// The TLS files `config` names, read and checked: `Ok(None)` for a
-    /// URL without TLS that names none. The reason when they cannot be
+    /// URL without TLS that names none (TLS to the sentinels alone, on a
+    /// `redis+sentinel://` URL, is TLS too). The reason when they cannot be
     /// used names the file and what is wrong, never what it holds.
     pub(crate) fn load(config: &RedisConfig) -> Result<Option<TlsFiles>, String> {
         let named = config.tls_ca.is_some() || config.tls_cert.is_some() || config.tls_key.is_some();
-        if !is_tls(&config.url) {
+        // A malformed Sentinel URL is left for the URL's own check to say.
+        if config.sentinel_tls && matches!(crate::sentinel::parse_url(&config.url), Ok(None)) {
+            return Err("TLS to the sentinels is asked for a URL without Sentinel: \
+                 use redis+sentinel:// (or rediss+sentinel://)"
+                .to_owned());
+        }
+        if !is_tls(&config.url) && !config.sentinel_tls {
             if named {
                 return Err("a CA, client certificate or key is given for a URL without TLS: \
                      use rediss:// (or rediss+cluster://, rediss+sentinel://)"
@@ -138,21 +145,69 @@ fn read_client(cert_path: &Path, key_path: &Path) -> Result<ClientTlsConfig, Str
     })
 }
 
-/// `e`, a failed connection attempt, with what it most likely means when the
-/// `redis` crate's words alone would leave an operator guessing: the
-/// certificate checks, and TLS on one side only. `tls`: the URL asks for
-/// TLS.
+/// Whom a failed connection was to, for the words of [`explain_to`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Peer {
+    /// A Redis server: the URL's, a cluster's node, a Sentinel's master.
+    Server,
+    /// A sentinel asked for the master's address.
+    Sentinel,
+}
+
+impl Peer {
+    /// What it is called in the hints.
+    fn noun(self) -> &'static str {
+        match self {
+            Peer::Server => "server",
+            Peer::Sentinel => "sentinel",
+        }
+    }
+
+    /// How TLS is asked for towards it: the fix when it wants TLS and was
+    /// spoken to in plain TCP.
+    fn asking_tls(self) -> &'static str {
+        match self {
+            Peer::Server => "use rediss://",
+            Peer::Sentinel => "give --redis-sentinel-tls",
+        }
+    }
+
+    /// What a peer that does not speak TLS most likely is.
+    fn without_tls(self) -> &'static str {
+        match self {
+            Peer::Server => "a redis:// server",
+            Peer::Sentinel => "a sentinel without tls-port",
+        }
+    }
+}
+
+/// [`explain_to`] for a Redis server.
 pub(crate) fn explain(e: &redis::RedisError, tls: bool) -> String {
+    explain_to(e, tls, Peer::Server)
+}
+
+/// `e`, a failed connection attempt to `peer`, with what it most likely
+/// means when the `redis` crate's words alone would leave an operator
+/// guessing: the certificate checks, and TLS on one side only. `tls`:
+/// the connection was over TLS.
+pub(crate) fn explain_to(e: &redis::RedisError, tls: bool, peer: Peer) -> String {
     let text = e.to_string();
+    let who = peer.noun();
     let hint = if tls {
         if text.contains("UnknownIssuer") {
-            Some(
-                "TLS: the server's certificate is not signed by a CA this node trusts (the system's roots, or --redis-ca)",
-            )
+            Some(format!(
+                "TLS: the {who}'s certificate is not signed by a CA this node trusts (the system's roots, or --redis-ca)"
+            ))
         } else if text.contains("not valid for name") || text.contains("NotValidForName") {
-            Some("TLS: the server's certificate does not name the URL's host")
+            let named = match peer {
+                Peer::Server => "the URL's host",
+                Peer::Sentinel => "its address as the URL gives it",
+            };
+            Some(format!("TLS: the {who}'s certificate does not name {named}"))
         } else if text.contains("expired") || text.contains("Expired") || text.contains("NotValidYet") {
-            Some("TLS: the server's certificate is outside its validity period")
+            Some(format!(
+                "TLS: the {who}'s certificate is outside its validity period"
+            ))
         } else if [
             "CertificateRequired",
             "BadCertificate",
@@ -162,17 +217,21 @@ pub(crate) fn explain(e: &redis::RedisError, tls: bool) -> String {
         .iter()
         .any(|alert| text.contains(alert))
         {
-            Some(
-                "TLS: the server refused this node's client certificate, or wants one (--redis-cert, --redis-key)",
-            )
+            Some(format!(
+                "TLS: the {who} refused this node's client certificate, or wants one (--redis-cert, --redis-key)"
+            ))
         } else if text.contains("corrupt message") || text.contains("InvalidContentType") {
-            Some("TLS: the server does not speak TLS on this port (a redis:// server?)")
+            Some(format!(
+                "TLS: the {who} does not speak TLS on this port ({}?)",
+                peer.without_tls()
+            ))
         } else if e.is_timeout() {
-            Some(
-                "TLS: no answer to the handshake in time: does the server speak TLS on this port? (a redis:// server stays silent)",
-            )
+            Some(format!(
+                "TLS: no answer to the handshake in time: does the {who} speak TLS on this port? ({} stays silent)",
+                peer.without_tls()
+            ))
         } else if text.contains("peer certificate") {
-            Some("TLS: the server's certificate was refused")
+            Some(format!("TLS: the {who}'s certificate was refused"))
         } else {
             None
         }
@@ -182,7 +241,10 @@ pub(crate) fn explain(e: &redis::RedisError, tls: bool) -> String {
             || text.contains("broken pipe")
             || text.contains("end of file"))
     {
-        Some("the server closed the connection at once: if it expects TLS, use rediss://")
+        Some(format!(
+            "the {who} closed the connection at once: if it expects TLS, {}",
+            peer.asking_tls()
+        ))
     } else {
         None
     };
@@ -258,6 +320,12 @@ mod tests {
         .unwrap();
         assert!(tls.certificates.root_cert.is_some() && tls.certificates.client_tls.is_some());
 
+        // TLS to the sentinels alone is TLS: the files are the sentinels'.
+        let mut sentinels = config("redis+sentinel://h:1/m", Some(&ca_file), Some(&cert), Some(&key));
+        sentinels.sentinel_tls = true;
+        let tls = TlsFiles::load(&sentinels).unwrap().unwrap();
+        assert!(tls.certificates.root_cert.is_some() && tls.certificates.client_tls.is_some());
+
         let refused = |config: RedisConfig, words: &str| {
             let why = TlsFiles::load(&config)
                 .err()
@@ -269,6 +337,11 @@ mod tests {
             config("redis+cluster://h:1", None, Some(&cert), Some(&key)),
             "use rediss://",
         );
+        for url in ["redis://h:1", "rediss://h:1", "rediss+cluster://h:1"] {
+            let mut alone = config(url, None, None, None);
+            alone.sentinel_tls = true;
+            refused(alone, "TLS to the sentinels is asked for a URL without Sentinel");
+        }
         refused(
             config("rediss://h:1/#insecure", None, None, None),
             "no insecure mode",

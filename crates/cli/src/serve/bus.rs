@@ -33,13 +33,22 @@ pub(crate) struct RedisArgs {
     /// file than on the command line, where other users see it.
     #[arg(long, value_name = "PASSWORD", requires = "redis")]
     pub(crate) redis_sentinel_password: Option<String>,
-    /// With a rediss:// URL, trust this CA (a PEM file of certificates)
-    /// for the server's certificate instead of the system's roots.
+    /// With a redis+sentinel:// (rediss+sentinel://) URL, ask the
+    /// sentinels over TLS, for sentinels that listen on a tls-port alone:
+    /// their certificates are checked as the master's (the system's roots
+    /// or --redis-ca, and each must name the sentinel's address as the URL
+    /// gives it), and --redis-cert/--redis-key are shown to them. The
+    /// URL's scheme says only how the master is spoken to.
+    #[arg(long, requires = "redis")]
+    pub(crate) redis_sentinel_tls: bool,
+    /// With a rediss:// URL (or --redis-sentinel-tls), trust this CA (a
+    /// PEM file of certificates) for the server's certificate instead of
+    /// the system's roots.
     #[arg(long, value_name = "FILE", requires = "redis")]
     pub(crate) redis_ca: Option<std::path::PathBuf>,
-    /// With a rediss:// URL, show this certificate chain (PEM, this
-    /// node's certificate first) to a server that asks for one
-    /// (tls-auth-clients); needs --redis-key.
+    /// With a rediss:// URL (or --redis-sentinel-tls), show this
+    /// certificate chain (PEM, this node's certificate first) to a
+    /// server that asks for one (tls-auth-clients); needs --redis-key.
     #[arg(long, value_name = "FILE", requires_all = ["redis", "redis_key"])]
     pub(crate) redis_cert: Option<std::path::PathBuf>,
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --redis-cert.
@@ -193,6 +202,7 @@ pub(crate) fn bus(args: &Args) -> Option<Bus> {
         config
             .sentinel_password
             .clone_from(&args.redis.redis_sentinel_password);
+        config.sentinel_tls = args.redis.redis_sentinel_tls;
         config.presence_ttl = std::time::Duration::from_secs_f64(args.redis.redis_presence_ttl);
         config.cluster_partitions = usize::from(args.redis.redis_cluster_partitions);
         config.wait_replicas = usize::from(args.redis.redis_wait_replicas);
@@ -203,8 +213,8 @@ pub(crate) fn bus(args: &Args) -> Option<Bus> {
 }
 
 /// What a start would check of the bus's settings before it connects:
-/// the Redis URL (a Sentinel URL's parts, a sentinel password only with
-/// one) and its files (`--redis-ca`, `--redis-cert`, `--redis-key`: each
+/// the Redis URL (a Sentinel URL's parts, a sentinel password and TLS to
+/// the sentinels only with one) and its files (`--redis-ca`, `--redis-cert`, `--redis-key`: each
 /// read and parsed, the key the certificate's, none without a rediss://
 /// URL).
 pub(crate) fn check_files(args: &Args) -> Result<(), String> {

@@ -27,6 +27,8 @@ pub struct Sentinels {
     /// The name they watch the master under.
     pub name: String,
     password: Option<String>,
+    /// How they listen when they listen on a TLS port alone.
+    listen_tls: Option<ServerTls>,
 }
 
 impl Sentinels {
@@ -55,6 +57,28 @@ impl Sentinels {
         password: Option<&str>,
         tls: Option<&ServerTls>,
     ) -> Sentinels {
+        Sentinels::spawn(master, name, (count, quorum), password, tls, None)
+    }
+
+    /// `count` sentinels (all needed for a quorum) that listen on a TLS
+    /// port alone (`port 0`, `tls-port`) with `tls`'s certificate, asking
+    /// clients for one of its CA if `tls.auth_clients`; they speak TLS to
+    /// the master if it serves TLS, plain TCP if not.
+    pub fn start_tls_only(master: &RedisServer, name: &str, count: usize, tls: &ServerTls) -> Sentinels {
+        let replication = master.tls.as_ref().map(|_| tls);
+        Sentinels::spawn(master, name, (count, count), None, replication, Some(tls))
+    }
+
+    /// `replication`: the TLS towards the data nodes; `listen`: the TLS
+    /// they listen with, alone.
+    fn spawn(
+        master: &RedisServer,
+        name: &str,
+        (count, quorum): (usize, usize),
+        password: Option<&str>,
+        replication: Option<&ServerTls>,
+        listen: Option<&ServerTls>,
+    ) -> Sentinels {
         static COUNT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "tether-sentinel-test-{}-{}",
@@ -68,6 +92,7 @@ impl Sentinels {
             dir,
             name: name.to_owned(),
             password: password.map(str::to_owned),
+            listen_tls: listen.cloned(),
         };
         for i in 0..count {
             let port = free_port();
@@ -87,13 +112,21 @@ impl Sentinels {
                     "requirepass {password}\nsentinel sentinel-pass {password}\n"
                 ));
             }
-            if let Some(tls) = tls {
+            if let Some(tls) = replication.or(listen) {
                 config.push_str(&format!(
-                    "tls-replication yes\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n",
+                    "tls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n",
                     tls.cert.cert.display(),
                     tls.cert.key.display(),
                     tls.ca.display()
                 ));
+            }
+            if replication.is_some() {
+                config.push_str("tls-replication yes\n");
+            }
+            if let Some(tls) = listen {
+                // The configuration's last `port` wins: TLS alone.
+                let auth = if tls.auth_clients { "yes" } else { "no" };
+                config.push_str(&format!("port 0\ntls-port {port}\ntls-auth-clients {auth}\n"));
             }
             let file = own.join("sentinel.conf");
             std::fs::write(&file, config).expect("the sentinel's configuration");
@@ -128,7 +161,14 @@ impl Sentinels {
             .password
             .as_ref()
             .map_or_else(String::new, |p| format!(":{p}@"));
-        let client = redis::Client::open(format!("redis://{userinfo}127.0.0.1:{port}/")).ok()?;
+        let client = match &self.listen_tls {
+            None => redis::Client::open(format!("redis://{userinfo}127.0.0.1:{port}/")).ok()?,
+            Some(tls) => redis::Client::build_with_tls(
+                format!("rediss://{userinfo}127.0.0.1:{port}/"),
+                tls.client_certificates(),
+            )
+            .ok()?,
+        };
         let mut con = client.get_connection_with_timeout(Duration::from_secs(1)).ok()?;
         redis::cmd("PING").query::<String>(&mut con).ok()?;
         Some(con)
