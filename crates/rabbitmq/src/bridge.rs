@@ -12,7 +12,7 @@ use std::sync::Arc;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection};
 use tether_hub::{HistoryQuery, HubMessage, Publish, ReplyTo};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 use crate::RabbitBus;
 use crate::limits::Limits;
@@ -94,6 +94,11 @@ pub(crate) struct Bridge {
     pub(crate) limits: RefCell<Limits>,
     /// [`OPENS_AT_ONCE`] permits.
     pub(crate) opening: Semaphore,
+    /// Told when a publish sent on the link of generation
+    /// [`stalled_on`](Self::stalled_on) went unanswered for the request
+    /// timeout: the link is made again.
+    pub(crate) stalled: Notify,
+    pub(crate) stalled_on: Cell<u64>,
 }
 
 impl Bridge {
@@ -104,6 +109,16 @@ impl Bridge {
     /// The link, if up.
     pub(crate) fn link(&self) -> Option<Link> {
         self.link.borrow().clone()
+    }
+
+    /// A publish sent on the link of `generation` was neither confirmed
+    /// and read back in time. Seen with RabbitMQ 3.10 after a stream's
+    /// writer died: a channel that went on confirming publishes the
+    /// stream never got, for as long as it lived, while a new connection
+    /// published at once. Whatever the cause, the link is made again.
+    pub(crate) fn stall(&self, generation: u64) {
+        self.stalled_on.set(generation);
+        self.stalled.notify_waiters();
     }
 
     /// A new message id of this node.

@@ -128,6 +128,16 @@ pub(crate) async fn run(bridge: Rc<Bridge>) {
                         break;
                     }
                 }
+                () = bridge.stalled.notified() => {
+                    if bridge.stalled_on.get() == link.generation {
+                        log::warn!(
+                            "rabbitmq: a publish on {server} was not confirmed and read back within {} s: \
+                             connecting again",
+                            config.request_timeout.as_secs_f64()
+                        );
+                        break;
+                    }
+                }
             }
         }
         revocations.abort();

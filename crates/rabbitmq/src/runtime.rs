@@ -76,6 +76,8 @@ pub(crate) async fn main(
         presence: RefCell::new(Presence::default()),
         limits: RefCell::new(Limits::default()),
         opening: Semaphore::new(OPENS_AT_ONCE),
+        stalled: tokio::sync::Notify::new(),
+        stalled_on: Cell::new(0),
     });
     let link_task = tokio::task::spawn_local(link::run(bridge.clone()));
     let mut presence_tick = tokio::time::interval(Duration::from_secs(1));

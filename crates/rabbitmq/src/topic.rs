@@ -48,6 +48,8 @@ struct Pending {
     /// Its id once read back, and whether it was a duplicate.
     read: Option<(EventId, bool)>,
     sent_at: Instant,
+    /// The generation of the link it was sent on.
+    generation: u64,
 }
 
 /// The open stream: its consumer and where the backlog ends.
@@ -516,6 +518,7 @@ impl Task {
                 confirmed: false,
                 read: None,
                 sent_at: Instant::now(),
+                generation: link.generation,
             },
         );
         self.bridge.in_flight.set(self.bridge.in_flight.get() + 1);
@@ -630,14 +633,15 @@ impl Task {
     fn expire(&mut self) {
         let timeout = self.bridge.shared.config.request_timeout;
         let now = Instant::now();
-        let late: Vec<String> = self
+        let late: Vec<(String, u64)> = self
             .pending
             .iter()
             .filter(|(_, p)| now.duration_since(p.sent_at) > timeout)
-            .map(|(id, _)| id.clone())
+            .map(|(id, p)| (id.clone(), p.generation))
             .collect();
-        for id in late {
+        for (id, generation) in late {
             self.refuse(&id);
+            self.bridge.stall(generation);
         }
         while let Some((publish, at)) = self.queued.front() {
             if now.duration_since(*at) <= timeout {

@@ -3,8 +3,9 @@
 //! stream's writer is killed mid-publish, the publishing bridge moves to
 //! another node of its URL, and every acknowledged event reaches a
 //! follower connected to the other nodes once, in order, under the ids
-//! a node that starts afterwards reads too; and with a single replica
-//! left, nothing is confirmed.
+//! a node that starts afterwards reads too; a bridge connected to a
+//! surviving node, publishing as the writer dies, goes on being
+//! acknowledged; and with a single replica left, nothing is confirmed.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -34,9 +35,21 @@ fn a_cluster_losing_the_streams_writer_loses_and_duplicates_nothing() {
     assert_eq!(history.iter().map(|e| e.id()).collect::<Vec<_>>(), [first]);
     assert_eq!(dropped, None);
 
+    // Node b publishes to a stream written on node 0 as well, from its
+    // connection to a node that survives.
+    b.publish_until_acknowledged(1, "survivor", "s", "s");
     let mut acknowledged = vec![first];
+    let mut in_flight = Vec::new();
     for n in 1..40 {
         if n == 15 {
+            // Node b's publishes in flight as the writer dies. (RabbitMQ
+            // 3.10 has been seen to leave such a channel confirming
+            // publishes its stream never got, for as long as it lived; the
+            // chaos test meets that in about half its runs, this one has
+            // not in the runs made: its timing is not forced here.)
+            for i in 0..5 {
+                in_flight.push(b.publish_keyed(1, "survivor", &format!("s{i}"), Some(&format!("s{i}"))));
+            }
             // The writer goes, with node a's connection: publishes wait
             // for a replica to take over, and are retried with their keys
             // (a retried one the broker had is a duplicate, of the same id).
@@ -46,6 +59,18 @@ fn a_cluster_losing_the_streams_writer_loses_and_duplicates_nothing() {
         acknowledged.push(id);
     }
     assert!(acknowledged.windows(2).all(|w| w[0] < w[1]), "{acknowledged:?}");
+    // Each of b's is answered (acknowledged, or refused while the stream
+    // moved), and b's publishes are acknowledged again: within the request
+    // timeout, a stalled link is made again.
+    for token in in_flight.into_iter().flatten() {
+        match b.next(1) {
+            HubMessage::Published { token: t, .. } | HubMessage::Duplicate { token: t, .. } => {
+                assert_eq!(t, token);
+            }
+            other => panic!("expected the answer to {token}, got {other:?}"),
+        }
+    }
+    b.publish_until_acknowledged(1, "survivor", "after", "s-after");
     assert_ne!(cluster.leader_of(1, &stream), Some(0), "a replica took over");
 
     let mut got = Vec::new();
