@@ -1,8 +1,9 @@
 """The chaos test: nothing lost, nothing twice, while things die.
 
-Run by chaos.sh (which installs what it needs and makes the venv). Two
+Run by chaos.sh (which installs what it needs and makes the venv). Three
 phases, each with its own processes on free loopback ports in a
-temporary directory. The first drives (bus_phase) a bus (buses.py):
+temporary directory. The first two share their driving (bus_phase) and
+differ in the bus (buses.py):
 
 cluster   A Redis Cluster of three primaries with a replica each; two
           `tether serve --app hub --memory --redis redis+cluster://...`
@@ -16,6 +17,11 @@ cluster   A Redis Cluster of three primaries with a replica each; two
           SIGKILL and started again, then the Redis primary of the
           busiest topic's slot killed with SIGKILL (its replica takes
           over).
+
+rabbitmq  The same on a RabbitMQ cluster of three nodes (`--rabbitmq-url`
+          listing the three, `--rabbitmq-replicas 3`), with fewer
+          subscribers: the node that writes the busiest topic's stream
+          is the one killed (a replica takes over).
 
 data-dir  One `tether serve --app hub --data-dir DIR --fsync always` (no
           Redis) with SSE subscribers, stopped with SIGTERM and started
@@ -40,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from buses import RedisCluster, free_ports, wait_for
+from buses import RabbitCluster, RedisCluster, free_ports, wait_for
 from proxy_client import CheckFailed, EventStream, Node, http, id_key, ws_url
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -464,14 +470,16 @@ async def main():
     parser.add_argument("--work", required=True)
     parser.add_argument("--topics", type=int, default=4)
     parser.add_argument("--subscribers", type=int, default=200, help="per transport, on Redis")
+    parser.add_argument("--rabbitmq-subscribers", type=int, default=100, help="per transport, on RabbitMQ")
     parser.add_argument("--durable-subscribers", type=int, default=50)
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between a publisher's events")
-    parser.add_argument("--phase", choices=["cluster", "data-dir", "all"], default="all")
+    parser.add_argument("--phase", choices=["cluster", "rabbitmq", "data-dir", "all"], default="all")
     args = parser.parse_args()
     # Every publish is a blocking request in a thread: enough of them.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64))
     report = Reporter()
     phases = (("cluster", lambda a, w, r: bus_phase(a, w, r, RedisCluster(w), a.subscribers)),
+              ("rabbitmq", lambda a, w, r: bus_phase(a, w, r, RabbitCluster(w), a.rabbitmq_subscribers)),
               ("data-dir", data_dir_phase))
     for name, phase in phases:
         if args.phase not in (name, "all"):
