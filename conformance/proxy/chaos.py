@@ -1,8 +1,9 @@
 """The chaos test: nothing lost, nothing twice, while things die.
 
-Run by chaos.sh (which installs what it needs and makes the venv). Two
+Run by chaos.sh (which installs what it needs and makes the venv). Three
 phases, each with its own processes on free loopback ports in a
-temporary directory:
+temporary directory. The first two share their driving (bus_phase) and
+differ in the bus (buses.py):
 
 cluster   A Redis Cluster of three primaries with a replica each; two
           `tether serve --app hub --memory --redis redis+cluster://...`
@@ -13,8 +14,14 @@ cluster   A Redis Cluster of three primaries with a replica each; two
           drops; a publisher on each node for every topic, each publish
           with its own Tether-Publish-Id and retried (on either node)
           until acknowledged. Meanwhile: one tether node killed with
-          SIGKILL and started again, then the Redis primary of a topic's
-          slot killed with SIGKILL (its replica takes over).
+          SIGKILL and started again, then the Redis primary of the
+          busiest topic's slot killed with SIGKILL (its replica takes
+          over).
+
+rabbitmq  The same on a RabbitMQ cluster of three nodes (`--rabbitmq-url`
+          listing the three, `--rabbitmq-replicas 3`), with fewer
+          subscribers: the node that writes the busiest topic's stream
+          is the one killed (a replica takes over).
 
 data-dir  One `tether serve --app hub --data-dir DIR --fsync always` (no
           Redis) with SSE subscribers, stopped with SIGTERM and started
@@ -29,8 +36,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,134 +46,14 @@ from concurrent.futures import ThreadPoolExecutor
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from proxy_client import CheckFailed, EventStream, Node, expect, http, id_key, ws_url
+from buses import RabbitCluster, RedisCluster, free_ports, wait_for
+from proxy_client import CheckFailed, EventStream, Node, http, id_key, ws_url
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # A connection's silence (s) after which a subscriber gives it up and
 # reconnects: longer than the nodes' heartbeat and ping interval.
 SILENCE = 4.0
-
-
-def free_ports(count):
-    ports = set()
-    while len(ports) < count:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.add(s.getsockname()[1])
-    return sorted(ports)
-
-
-def redis_cli(port, *args, timeout=5):
-    done = subprocess.run(["redis-cli", "-p", str(port), *args],
-                          capture_output=True, text=True, timeout=timeout)
-    return done.stdout
-
-
-# --- the Redis Cluster ------------------------------------------------------------
-
-
-class RedisCluster:
-    """Six redis-server children, three primaries with a replica each."""
-
-    def __init__(self, work):
-        self.dir = os.path.join(work, "redis")
-        os.makedirs(self.dir)
-        ports = free_ports(12)
-        self.ports = ports[:6]
-        self.buses = ports[6:]
-        self.procs = {}
-
-    def start(self):
-        for port, bus in zip(self.ports, self.buses):
-            log = open(os.path.join(self.dir, f"redis-{port}.log"), "wb")
-            self.procs[port] = subprocess.Popen([
-                "redis-server", "--bind", "127.0.0.1", "--port", str(port),
-                "--cluster-enabled", "yes", "--cluster-port", str(bus),
-                "--cluster-config-file", os.path.join(self.dir, f"nodes-{port}.conf"),
-                "--cluster-node-timeout", "2000",
-                "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", self.dir,
-                # A snapshot file per node: a replica's first sync goes
-                # through its primary's RDB file, and one shared file could
-                # hand a replica another primary's data.
-                "--dbfilename", f"dump-{port}.rdb",
-            ], stdout=log, stderr=subprocess.STDOUT)
-            log.close()
-        for port in self.ports:
-            wait_for(lambda: redis_cli(port, "ping").strip() == "PONG", 10, f"redis-server on {port}")
-        created = subprocess.run(
-            ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
-             "--cluster-replicas", "1", "--cluster-yes"],
-            capture_output=True, text=True, timeout=30)
-        expect(created.returncode == 0, f"redis-cli --cluster create: {created.stdout[-500:]}")
-        wait_for(self.healthy, 20, "the cluster to be ok on every node")
-
-    def alive(self):
-        return [p for p, proc in self.procs.items() if proc.poll() is None]
-
-    def healthy(self):
-        for port in self.alive():
-            if "cluster_state:ok" not in redis_cli(port, "cluster", "info"):
-                return False
-        return True
-
-    def url(self):
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
-
-    def primaries(self):
-        """{port: [(first slot, last slot), ...]} of the live primaries."""
-        owners = {}
-        for line in redis_cli(self.alive()[0], "cluster", "nodes").splitlines():
-            fields = line.split()
-            if len(fields) < 8 or "master" not in fields[2] or "fail" in fields[2]:
-                continue
-            port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
-            ranges = []
-            for slots in fields[8:]:
-                if slots.startswith("["):
-                    continue
-                first, _, last = slots.partition("-")
-                ranges.append((int(first), int(last or first)))
-            if ranges:
-                owners[port] = ranges
-        return owners
-
-    def owner(self, slot):
-        for port, ranges in self.primaries().items():
-            if any(first <= slot <= last for first, last in ranges):
-                return port
-        return None
-
-    def slot(self, topic):
-        # The bridge's keys for a topic are hash-tagged with its name.
-        return int(redis_cli(self.alive()[0], "cluster", "keyslot", f"tether:{{{topic}}}"))
-
-    def kill(self, port):
-        self.procs[port].send_signal(signal.SIGKILL)
-        self.procs[port].wait()
-
-    def stop(self):
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def wait_for(condition, seconds, what):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except (OSError, ValueError, subprocess.SubprocessError):
-            pass
-        time.sleep(0.1)
-    raise CheckFailed(f"waited {seconds} s for {what}")
 
 
 async def wait_until(condition, seconds, what):
@@ -418,42 +303,39 @@ async def stop_all(tasks, things):
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-# --- phase 1: the cluster ---------------------------------------------------------
+# --- phases 1 and 2: a bus of three servers -----------------------------------------
 
 
-def pick_topics(cluster, count):
-    """COUNT topic names whose slots cover every primary."""
-    primaries = cluster.primaries()
-    expect(len(primaries) == 3, f"primaries with slots: {primaries}")
-    owners = set()
-    topics = []
-    for topic in (f"chaos.t{i}" for i in range(100)):
-        owner = cluster.owner(cluster.slot(topic))
-        if owner is not None and (owner not in owners or len(owners) == len(primaries)):
-            owners.add(owner)
-            topics.append(topic)
-        if len(topics) == count:
-            return topics
-    raise CheckFailed(f"no {count} topics over the primaries {sorted(primaries)}: {topics}")
+class BusNode(Node):
+    """A node of the phase's pair, joined to its bus."""
+
+    def __init__(self, args, index, port, options):
+        super().__init__(args, index, port)
+        self.options = options
+
+    def bus_options(self):
+        return self.options
 
 
-async def cluster_phase(args, work, report):
-    cluster = RedisCluster(work)
+async def bus_phase(args, work, report, bus, per_transport):
+    """Two tether nodes on BUS behind HAProxy, PER_TRANSPORT SSE and as
+    many WebSocket subscribers through it, publishers on both nodes; a node killed and started again, then the
+    bus's server of the busiest topic killed."""
+    name = bus.name
     haproxy = None
     nodes = []
     tasks = []
     try:
-        await asyncio.to_thread(cluster.start)
-        topics = await asyncio.to_thread(pick_topics, cluster, args.topics)
-        owners = {t: cluster.owner(cluster.slot(t)) for t in topics}
-        say(f"    cluster: redis primaries {sorted(cluster.primaries())}, topics {owners}")
+        started = time.monotonic()
+        await asyncio.to_thread(bus.start)
+        topics, where = await asyncio.to_thread(bus.pick_topics, args.topics)
+        say(f"    {name}: started in {time.monotonic() - started:.1f} s: {where}")
 
         node_ports = free_ports(3)
         proxy_port = node_ports.pop()
         node_args = types.SimpleNamespace(
-            tether=args.tether, redis=cluster.url(), heartbeat=1, poll_timeout=1.5,
-            token=args.token, work=work)
-        nodes = [Node(node_args, i + 1, port) for i, port in enumerate(node_ports)]
+            tether=args.tether, heartbeat=1, poll_timeout=1.5, token=args.token, work=work)
+        nodes = [BusNode(node_args, i + 1, port, bus.tether_options(i)) for i, port in enumerate(node_ports)]
         for node in nodes:
             await node.start()
         haproxy = HAProxy(work, proxy_port, node_ports, 10000)
@@ -462,7 +344,7 @@ async def cluster_phase(args, work, report):
         await wait_until(lambda: ok_health(base), 10, "haproxy")
 
         subscribers = []
-        for i in range(args.subscribers):
+        for i in range(per_transport):
             for transport in ("sse", "ws"):
                 subscribers.append(Subscriber(base, topics[i % len(topics)], transport))
         tasks += [asyncio.create_task(s.run()) for s in subscribers]
@@ -477,41 +359,37 @@ async def cluster_phase(args, work, report):
         tasks += [asyncio.create_task(p.run()) for p in publishers]
         started = time.monotonic()
 
+        def log(text):
+            say(f"    {name}: {text} at {time.monotonic() - started:.1f} s")
+
         await asyncio.sleep(2)
         victim = nodes[0]
         victim.kill()
-        say(f"    cluster: {victim.name} killed (SIGKILL) at {time.monotonic() - started:.1f} s")
+        log(f"{victim.name} killed (SIGKILL)")
         await asyncio.sleep(1.5)
         await victim.start()
-        say(f"    cluster: {victim.name} started again at {time.monotonic() - started:.1f} s")
+        log(f"{victim.name} started again")
         await asyncio.sleep(2)
 
-        primary = owners[topics[0]]
-        cluster.kill(primary)
-        say(f"    cluster: redis primary {primary} (slot of {topics[0]}) killed (SIGKILL) "
-            f"at {time.monotonic() - started:.1f} s")
-        slot = cluster.slot(topics[0])
-        await wait_until(lambda: cluster.owner(slot) not in (None, primary) and cluster.healthy(),
-                         20, "the replica to take over")
-        say(f"    cluster: {cluster.owner(slot)} is the primary of {topics[0]}'s slot "
-            f"at {time.monotonic() - started:.1f} s")
+        acknowledged = {t: sum(len(p.acknowledged) for p in publishers if p.topic == t) for t in topics}
+        busiest = max(topics, key=lambda t: acknowledged[t])
+        await asyncio.to_thread(bus.fail, busiest, log)
         await asyncio.sleep(2)
 
         for p in publishers:
             p.stopping = True
         await asyncio.gather(*tasks[len(subscribers):])
-        say(f"    cluster: publishing stopped at {time.monotonic() - started:.1f} s, "
-            f"{sum(len(p.acknowledged) for p in publishers)} events acknowledged, "
+        log(f"publishing stopped, {sum(len(p.acknowledged) for p in publishers)} events acknowledged, "
             f"{sum(p.retries for p in publishers)} attempts retried")
         errors = [p.error for p in publishers if p.error]
-        report(not errors, "cluster: every publish acknowledged (retried with its key)",
+        report(not errors, f"{name}: every publish acknowledged (retried with its key)",
                "; ".join(errors) if errors else
                f"{len(publishers)} publishers on 2 nodes, {sum(len(p.acknowledged) for p in publishers)} events")
         await caught_up(subscribers, publishers, 20)
         await stop_all(tasks[:len(subscribers)], subscribers)
         for transport, label in (("sse", "SSE"), ("ws", "WebSocket")):
             group = [s for s in subscribers if s.transport == transport]
-            verify(f"cluster: {len(group)} {label} subscribers through HAProxy, every event once, in order",
+            verify(f"{name}: {len(group)} {label} subscribers through HAProxy, every event once, in order",
                    group, publishers, report)
     finally:
         await stop_all(tasks, [])
@@ -519,7 +397,7 @@ async def cluster_phase(args, work, report):
             haproxy.stop()
         for node in nodes:
             node.stop()
-        cluster.stop()
+        bus.stop()
 
 
 def ok_health(base):
@@ -536,7 +414,7 @@ async def wait_until_async(condition, seconds, what):
     raise CheckFailed(f"waited {seconds} s for {what}")
 
 
-# --- phase 2: one node with the durable log -----------------------------------------
+# --- phase 3: one node with the durable log -----------------------------------------
 
 
 async def data_dir_phase(args, work, report):
@@ -591,23 +469,29 @@ async def main():
     parser.add_argument("--token", required=True)
     parser.add_argument("--work", required=True)
     parser.add_argument("--topics", type=int, default=4)
-    parser.add_argument("--subscribers", type=int, default=200, help="per transport")
+    parser.add_argument("--subscribers", type=int, default=200, help="per transport, on Redis")
+    parser.add_argument("--rabbitmq-subscribers", type=int, default=100, help="per transport, on RabbitMQ")
     parser.add_argument("--durable-subscribers", type=int, default=50)
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between a publisher's events")
-    parser.add_argument("--phase", choices=["cluster", "data-dir", "all"], default="all")
+    parser.add_argument("--phase", choices=["cluster", "rabbitmq", "data-dir", "all"], default="all")
     args = parser.parse_args()
     # Every publish is a blocking request in a thread: enough of them.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64))
     report = Reporter()
-    for name, phase in (("cluster", cluster_phase), ("data-dir", data_dir_phase)):
+    phases = (("cluster", lambda a, w, r: bus_phase(a, w, r, RedisCluster(w), a.subscribers)),
+              ("rabbitmq", lambda a, w, r: bus_phase(a, w, r, RabbitCluster(w), a.rabbitmq_subscribers)),
+              ("data-dir", data_dir_phase))
+    for name, phase in phases:
         if args.phase not in (name, "all"):
             continue
         work = os.path.join(args.work, name)
         os.makedirs(work)
+        started = time.monotonic()
         try:
             await phase(args, work, report)
         except CheckFailed as error:
             report(False, f"{name}: setup", str(error))
+        say(f"    {name}: {time.monotonic() - started:.1f} s in all")
     return 1 if report.failed else 0
 
 

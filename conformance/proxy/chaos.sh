@@ -3,23 +3,29 @@
 # nodes behind HAProxy in round robin, 200 SSE and 200 WebSocket
 # subscribers resuming by their last id through the proxy, publishers on
 # both nodes; a tether node and a Redis primary killed with SIGKILL
-# mid-stream. Then one `tether serve --data-dir` restarted twice (SIGTERM,
+# mid-stream. The same on a RabbitMQ cluster of three nodes (streams of
+# three replicas) with 100 SSE and 100 WebSocket subscribers: a tether
+# node killed, then the RabbitMQ node that writes the busiest topic's
+# stream. Then one `tether serve --data-dir` restarted twice (SIGTERM,
 # SIGKILL) under SSE subscribers. Every subscriber must end with every
 # acknowledged event exactly once, in order.
 #
-#   conformance/proxy/chaos.sh
+#   conformance/proxy/chaos.sh [--phase cluster|rabbitmq|data-dir]
 #
 # Environment:
 #   TETHER_BIN  the tether binary (default: cargo build --release -p tether)
 #   PYTHON      the interpreter for the venv (default: python3; >= 3.11)
 #
-# Installs haproxy, redis-server and redis-tools when they are missing (as
-# root, with apt-get), and Python's websockets into .venv beside this file
-# (the same venv as run.sh). Prints "chaos: N passed, M failed" last.
+# Installs haproxy, redis-server, redis-tools and rabbitmq-server when they
+# are missing (as root, with apt-get), and Python's websockets into .venv
+# beside this file (the same venv as run.sh). Prints "chaos: N passed, M
+# failed" last.
 set -uo pipefail
 
 WEBSOCKETS_VERSION=17.4
-TIME_LIMIT=150
+# About 32 s for Redis and the data-dir node, 30 s for RabbitMQ; room for
+# a busy machine, where a RabbitMQ node may take a minute to boot.
+TIME_LIMIT=240
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -52,10 +58,11 @@ trap 'say interrupted; exit 143' TERM
 
 # --- what it needs ------------------------------------------------------------
 . "$here/prepare.sh"
-install_missing haproxy=haproxy redis-server=redis-server redis-cli=redis-tools
+install_missing haproxy=haproxy redis-server=redis-server redis-cli=redis-tools \
+    rabbitmq-server=rabbitmq-server
 find_tether
 websockets_venv
-# 400 subscribers, each a socket to HAProxy and HAProxy's to a node.
+# 400 subscribers at most, each a socket to HAProxy and HAProxy's to a node.
 ulimit -n 4096 2>/dev/null || true
 
 # --- the run --------------------------------------------------------------------
@@ -80,7 +87,7 @@ if [[ $status != 0 && $failed == 0 ]]; then
     failed=$((failed + 1))
 fi
 if ((failed)); then
-    for log in "$work"/*/node*.log "$work"/*/durable*.log "$work"/*/haproxy.log; do
+    for log in "$work"/*/node*.log "$work"/*/durable*.log "$work"/*/haproxy.log "$work"/*/rabbitmq/node*/log/*@localhost.log; do
         [[ -s "$log" ]] || continue
         say "$(basename "$log"):"
         tail -20 "$log" | sed 's/^/    /'

@@ -64,13 +64,17 @@ class Node:
         return [
             a.tether, "serve", "--app", "hub", "--memory", "--threads", "1",
             "--addr", "127.0.0.1", "--port", str(self.port),
-            "--redis", a.redis,
+            *self.bus_options(),
             "--sse-heartbeat", str(a.heartbeat),
             "--ping-interval", str(a.heartbeat),
             "--poll-timeout", str(a.poll_timeout),
             "--ws-publish", "proxy.*",
             "--log-level", "warn",
         ]
+
+    def bus_options(self):
+        """The options that join the node to the others' bus."""
+        return ["--redis", self.args.redis]
 
     async def start(self):
         self.starts += 1
