@@ -48,7 +48,8 @@ fn a_cluster_losing_the_streams_writer_loses_and_duplicates_nothing() {
             // chaos test meets that in about half its runs, this one has
             // not in the runs made: its timing is not forced here.)
             for i in 0..5 {
-                in_flight.push(b.publish_keyed(1, "survivor", &format!("s{i}"), Some(&format!("s{i}"))));
+                let key = format!("s{i}");
+                in_flight.push(b.publish_keyed(1, "survivor", &key, Some(&key)));
             }
             // The writer goes, with node a's connection: publishes wait
             // for a replica to take over, and are retried with their keys
