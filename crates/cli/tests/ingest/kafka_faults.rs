@@ -36,18 +36,52 @@ fn fence(producer: &Producer, expected: &mut Expected, follower: &mut Follower) 
     follower.read_until("fence-1");
 }
 
+/// A broker that advertises a proxy in front of it, a topic of one
+/// partition on it and a group name; the test's producer reaches the
+/// broker itself (but its partition's leader at the advertised address).
+struct Proxied {
+    proxy: Proxy,
+    kafka: Kafka,
+    producer: Producer,
+    /// The proxy's address: the node's brokers.
+    through: String,
+    topic: String,
+    group: String,
+}
+
+impl Proxied {
+    fn start(name: &str) -> Option<Proxied> {
+        let proxy = Proxy::bind();
+        let kafka = Kafka::start_advertising(&proxy.addr().to_string())?;
+        proxy.forward_to(kafka.addr());
+        let producer = Producer::connect(kafka.addr());
+        let topic = kafka.unique(name);
+        producer.create_topic(&topic, 1);
+        let group = kafka.unique("group");
+        Some(Proxied {
+            through: proxy.addr().to_string(),
+            proxy,
+            kafka,
+            producer,
+            topic,
+            group,
+        })
+    }
+}
+
 #[test]
 fn the_brokers_connections_cut_before_a_commit_every_record_delivered_once_in_order() {
-    let proxy = Proxy::bind();
-    let Some(kafka) = Kafka::start_advertising(&proxy.addr().to_string()) else {
+    let Some(Proxied {
+        proxy,
+        kafka: _kafka,
+        producer,
+        through,
+        topic,
+        group,
+    }) = Proxied::start("cut")
+    else {
         return;
     };
-    proxy.forward_to(kafka.addr());
-    let through = proxy.addr().to_string();
-    let producer = Producer::connect(kafka.addr());
-    let topic = kafka.unique("cut");
-    producer.create_topic(&topic, 1);
-    let group = kafka.unique("group");
     let dir = TempDir::new("kafka-cut");
     let node = Node::start(
         &through,
@@ -78,16 +112,17 @@ fn the_brokers_connections_cut_before_a_commit_every_record_delivered_once_in_or
 
 #[test]
 fn a_broker_that_stops_answering_is_an_error_reported_by_readyz_until_it_answers() {
-    let proxy = Proxy::bind();
-    let Some(kafka) = Kafka::start_advertising(&proxy.addr().to_string()) else {
+    let Some(Proxied {
+        proxy,
+        kafka: _kafka,
+        producer,
+        through,
+        topic,
+        group,
+    }) = Proxied::start("silent")
+    else {
         return;
     };
-    proxy.forward_to(kafka.addr());
-    let through = proxy.addr().to_string();
-    let producer = Producer::connect(kafka.addr());
-    let topic = kafka.unique("silent");
-    producer.create_topic(&topic, 1);
-    let group = kafka.unique("group");
     let node = Node::start(
         &through,
         &topic,
