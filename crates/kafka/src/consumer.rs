@@ -380,23 +380,18 @@ impl<P: Publisher> Session<'_, P> {
         // request timeout for its answer.
         let limit = config.fetch_wait.saturating_add(config.request_timeout);
         let fetches = readings.iter().map(|r| {
-            tokio::time::timeout(
+            within(
                 limit,
+                "Fetch",
                 r.client.fetch_records(r.next, 1..config.fetch_max_bytes, wait),
             )
         });
         let fetched = futures_util::future::join_all(fetches).await;
         let mut lag = 0u64;
         for (reading, fetched) in readings.iter_mut().zip(fetched) {
-            let Ok(fetched) = fetched else {
-                return Err(Error::Timeout {
-                    request: "Fetch",
-                    after: limit,
-                });
-            };
             let (records, high_watermark) = match fetched {
                 Ok(fetched) => fetched,
-                Err(e) if out_of_range(&e) => {
+                Err(Error::Kafka(e)) if out_of_range(&e) => {
                     // The group's offset is gone (the topic's retention
                     // deleted the records, or it was made again): from
                     // the earliest record kept, as a new group would.
@@ -411,7 +406,7 @@ impl<P: Publisher> Session<'_, P> {
                     reading.next = earliest;
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             };
             let counters = &self.shared.counters;
             Counters::add(&counters.consumed, records.len() as u64);
