@@ -86,11 +86,12 @@ hook-subscribe = "http://127.0.0.1:{port}/subscribe"
 hook-publish = "http://127.0.0.1:{port}/publish"
 hook-refresh = "http://127.0.0.1:{port}/refresh"
 hook-rpc = "http://127.0.0.1:{port}/rpc"
+hook-latest = "http://127.0.0.1:{port}/latest"
 hook-timeout = 1
 hook-forward-cookie = ["session"]
 hook-forward-header = ["X-User"]
 hook-workers = 4
-namespace = ["chat.* subscribe=token", "room.* subscribe=hook", "vote.* publish=hook"]
+namespace = ["chat.* subscribe=token", "room.* subscribe=hook", "vote.* publish=hook", "score.* publish=backend latest=on"]
 "#
     )
 }
@@ -270,6 +271,33 @@ fn the_backend_decides_who_connects_and_what_they_read() {
         serde_json::json!({"data": {"subject": "alice", "echo": [1, "a"]}})
     );
 
+    // A latest-value topic with no event: the backend's current value
+    // is published to it, so the first subscriber and one after it get
+    // the same event, and the backend is asked once.
+    let mut first = events(addr, "score.cup", "Cookie: session=alice\r\n");
+    assert_eq!(first.status, 200, "{}", first.head);
+    read_until(&mut first, "event: score\ndata: {");
+    read_until(&mut first, "}\n\n");
+    assert!(
+        first.body.contains(r#""home":0"#) && first.body.contains(r#""away":0"#),
+        "{}",
+        first.body
+    );
+    let id = |body: &str| {
+        body.lines()
+            .find_map(|l| l.strip_prefix("id: "))
+            .map(str::to_owned)
+    };
+    let mut second = events(addr, "score.cup", "Cookie: session=alice\r\n");
+    read_until(&mut second, "event: score\n");
+    assert_eq!(id(&second.body), id(&first.body), "{}", second.body);
+    // A topic the backend has no value of: waited for.
+    let mut none = events(addr, "score.none", "Cookie: session=alice\r\n");
+    assert_eq!(none.status, 200, "{}", none.head);
+    publish(addr, "score.none", "1-0");
+    read_until(&mut none, "data: 1-0\n");
+    assert!(!none.body.contains("event: score"), "{}", none.body);
+
     // The backend was told what the file names, and only that.
     let asked = std::fs::read_to_string(dir.0.join("asked.jsonl")).unwrap();
     let first: serde_json::Value = serde_json::from_str(asked.lines().next().unwrap()).unwrap();
@@ -280,6 +308,12 @@ fn the_backend_decides_who_connects_and_what_they_read() {
     assert_eq!(first["body"]["headers"], serde_json::json!({}));
     assert!(asked.contains(r#""headers": {"x-user": "bob"}"#), "{asked}");
     assert!(asked.contains(r#""path": "/subscribe""#), "{asked}");
+    let latest: Vec<&str> = asked
+        .lines()
+        .filter(|l| l.contains(r#""path": "/latest""#))
+        .collect();
+    assert_eq!(latest.len(), 2, "{asked}");
+    assert!(latest[0].contains(r#""topic": "score.cup""#), "{asked}");
 
     // Too slow: 503 with Retry-After after the timeout, not an allow.
     let started = Instant::now();

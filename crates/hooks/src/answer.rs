@@ -47,7 +47,12 @@ pub struct Allow {
     /// Publish: the payload to publish in place of the one asked about.
     /// Rpc: the call's result, as JSON text (`null` when the answer has
     /// no `data`), any JSON value the backend sent.
+    /// Latest: the topic's current value (`None`: it has none), a string
+    /// as it is, any other JSON value as its JSON text.
     pub data: Option<String>,
+    /// Latest: the type of the event the value is published as, if the
+    /// backend named one.
+    pub event: Option<String>,
 }
 
 /// The rights a connect allow grants, in the shape of a token's `tether`
@@ -192,6 +197,14 @@ fn allow(kind: HookKind, object: &Map<String, Value>) -> Result<Allow, Unavailab
         // Whatever the backend returns is the caller's: only its being
         // JSON is checked (it was parsed as such).
         HookKind::Rpc => allow.data = Some(object.get("data").unwrap_or(&Value::Null).to_string()),
+        HookKind::Latest => {
+            allow.data = match object.get("data") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(text)) => Some(text.clone()),
+                Some(other) => Some(other.to_string()),
+            };
+            allow.event = string(object, "event")?;
+        }
         HookKind::Subscribe => {}
     }
     Ok(allow)
@@ -332,6 +345,28 @@ mod tests {
     }
 
     #[test]
+    fn a_latest_allow_carries_a_value_as_text_and_its_event_type() {
+        let value = |body: &str| match parse(HookKind::Latest, body) {
+            Ok(Decision::Allow(allow)) => (allow.data, allow.event),
+            other => panic!("{body}: {other:?}"),
+        };
+        assert_eq!(
+            value(r#"{"allow":true,"data":"2-1"}"#),
+            (Some("2-1".into()), None)
+        );
+        assert_eq!(
+            value(r#"{"allow":true,"data":{"home":2},"event":"score"}"#),
+            (Some(r#"{"home":2}"#.into()), Some("score".into()))
+        );
+        assert_eq!(value(r#"{"allow":true}"#), (None, None));
+        assert_eq!(value(r#"{"allow":true,"data":null}"#), (None, None));
+        assert_eq!(
+            parse(HookKind::Latest, r#"{"allow":true,"data":"x","event":7}"#),
+            Err(Unavailable::Malformed)
+        );
+    }
+
+    #[test]
     fn rpc_allow_carries_any_json_as_text() {
         for (body, data) in [
             (
@@ -360,7 +395,7 @@ mod tests {
     fn deny_status_and_reason() {
         let deny = |body: &str| match parse(HookKind::Subscribe, body) {
             Ok(Decision::Deny(deny)) => Ok(deny),
-            other => Err(other),
+            other => Err(format!("{other:?}")),
         };
         let d = deny(r#"{"allow":false}"#).unwrap();
         assert_eq!((d.status, d.reason.as_str()), (403, ""));

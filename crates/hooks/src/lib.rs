@@ -3,8 +3,9 @@
 //! is ([`HookKind::Connect`]), whether a subject may read a topic
 //! ([`HookKind::Subscribe`]), whether and what it may publish
 //! ([`HookKind::Publish`]), for a later expiry
-//! ([`HookKind::Refresh`]), and what a client's call answers
-//! ([`HookKind::Rpc`]). The JSON contract a backend implements is in
+//! ([`HookKind::Refresh`]), what a client's call answers
+//! ([`HookKind::Rpc`]), and what a topic's current value is
+//! ([`HookKind::Latest`]). The JSON contract a backend implements is in
 //! the crate's README.
 //!
 //! # Calling contract
@@ -77,7 +78,7 @@ pub use config::{
 pub use endpoint::Endpoint;
 pub use pool::{AskError, HookQueue, Hooks};
 pub use protocol::{
-    ConnectRequest, HookKind, HookRequest, PublishRequest, RefreshRequest, RpcRequest, SubscribeRequest,
-    Transport,
+    ConnectRequest, HookKind, HookRequest, LatestRequest, PublishRequest, RefreshRequest, RpcRequest,
+    SubscribeRequest, Transport,
 };
 pub use stats::{LATENCY_BOUNDS_MS, Stats, UnavailableCounts};

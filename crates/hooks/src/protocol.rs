@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// The questions a backend can be asked: four decisions and the
-/// client's calls.
+/// The questions a backend can be asked: four decisions, the client's
+/// calls, and a topic's current value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HookKind {
     /// Who is this connection: its subject, rights and expiry.
@@ -20,16 +20,20 @@ pub enum HookKind {
     /// A client's call (a method and its data): the answer is the
     /// result, given to the caller alone.
     Rpc,
+    /// The current value of a latest-value topic that has no event yet:
+    /// the answer's data is published to it.
+    Latest,
 }
 
 impl HookKind {
     /// All of them, in order.
-    pub const ALL: [HookKind; 5] = [
+    pub const ALL: [HookKind; 6] = [
         HookKind::Connect,
         HookKind::Subscribe,
         HookKind::Publish,
         HookKind::Refresh,
         HookKind::Rpc,
+        HookKind::Latest,
     ];
 
     /// The lower-case name (`connect`, ...), as configuration files say it.
@@ -40,6 +44,7 @@ impl HookKind {
             HookKind::Publish => "publish",
             HookKind::Refresh => "refresh",
             HookKind::Rpc => "rpc",
+            HookKind::Latest => "latest",
         }
     }
 
@@ -50,6 +55,7 @@ impl HookKind {
             HookKind::Publish => 2,
             HookKind::Refresh => 3,
             HookKind::Rpc => 4,
+            HookKind::Latest => 5,
         }
     }
 }
@@ -146,6 +152,16 @@ pub struct RpcRequest {
     pub data: serde_json::Value,
 }
 
+/// The body of a latest hook: what is this topic's current value? Asked
+/// when a subscriber arrives from nowhere at a latest-value topic that
+/// has no event; an allow's `data` (and `event`, if it names one) is
+/// published to the topic, as the backend's own publish would be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LatestRequest {
+    /// The topic.
+    pub topic: String,
+}
+
 /// One question for the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HookRequest {
@@ -159,6 +175,8 @@ pub enum HookRequest {
     Refresh(RefreshRequest),
     /// See [`RpcRequest`].
     Rpc(RpcRequest),
+    /// See [`LatestRequest`].
+    Latest(LatestRequest),
 }
 
 /// A request with the `"id"` member every body carries.
@@ -178,6 +196,7 @@ impl HookRequest {
             HookRequest::Publish(_) => HookKind::Publish,
             HookRequest::Refresh(_) => HookKind::Refresh,
             HookRequest::Rpc(_) => HookKind::Rpc,
+            HookRequest::Latest(_) => HookKind::Latest,
         }
     }
 
@@ -190,6 +209,7 @@ impl HookRequest {
             HookRequest::Publish(r) => serde_json::to_vec(&WithId { id: &id, request: r }),
             HookRequest::Refresh(r) => serde_json::to_vec(&WithId { id: &id, request: r }),
             HookRequest::Rpc(r) => serde_json::to_vec(&WithId { id: &id, request: r }),
+            HookRequest::Latest(r) => serde_json::to_vec(&WithId { id: &id, request: r }),
         };
         // Strings, maps of strings and enums of unit variants always
         // serialize; an empty body would be answered Malformed anyway.
@@ -256,5 +276,13 @@ mod tests {
             r#"{"id":"5","subject":null,"transport":"websocket","method":"cart.add","data":{"sku":7}}"#
         );
         assert_eq!(rpc.kind(), HookKind::Rpc);
+        let latest = HookRequest::Latest(LatestRequest {
+            topic: "score.cup".into(),
+        });
+        assert_eq!(
+            String::from_utf8(latest.to_json(6)).unwrap(),
+            r#"{"id":"6","topic":"score.cup"}"#
+        );
+        assert_eq!(latest.kind(), HookKind::Latest);
     }
 }

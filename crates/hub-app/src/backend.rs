@@ -1,7 +1,8 @@
 //! Decisions the hub leaves to the application's backend: who a
 //! connection is (connect), whether it may subscribe to a topic
-//! (subscribe), whether, and as what, a publish goes out (publish), and
-//! what a client's call answers (rpc).
+//! (subscribe), whether, and as what, a publish goes out (publish),
+//! what a client's call answers (rpc), and what the current value of a
+//! latest-value topic with no event is (latest).
 //! The hub puts a
 //! [`Question`] to a [`Backend`] and never waits on its loop: the request
 //! is held ([`tether_server::Reply::Hold`]) until the answer comes back as
@@ -28,16 +29,20 @@ pub enum Hook {
     Refresh,
     /// A client's call: its answer goes back to that caller alone.
     Rpc,
+    /// The current value of a latest-value topic with no event, published
+    /// to it.
+    Latest,
 }
 
 impl Hook {
     /// Every kind, in a fixed order.
-    pub const ALL: [Hook; 5] = [
+    pub const ALL: [Hook; 6] = [
         Hook::Connect,
         Hook::Subscribe,
         Hook::Publish,
         Hook::Refresh,
         Hook::Rpc,
+        Hook::Latest,
     ];
 
     /// Its name, as in metrics and configuration.
@@ -48,6 +53,7 @@ impl Hook {
             Hook::Publish => "publish",
             Hook::Refresh => "refresh",
             Hook::Rpc => "rpc",
+            Hook::Latest => "latest",
         }
     }
 }
@@ -119,6 +125,14 @@ pub enum Question {
         /// The call's data (JSON `null` when it had none).
         data: serde_json::Value,
     },
+    /// What is the current value of `topic`, a latest-value topic with no
+    /// event that a subscriber arrived at from nowhere: an allow's
+    /// [`tether_hub::Allowed::data`] (and `event`) is published to it,
+    /// unless an event came meanwhile.
+    Latest {
+        /// The topic.
+        topic: String,
+    },
 }
 
 impl Question {
@@ -130,6 +144,7 @@ impl Question {
             Question::Publish { .. } => Hook::Publish,
             Question::Refresh { .. } => Hook::Refresh,
             Question::Rpc { .. } => Hook::Rpc,
+            Question::Latest { .. } => Hook::Latest,
         }
     }
 }

@@ -54,6 +54,7 @@ impl HubApp {
             publishing: Publishing::default(),
             hooks: BackendHooks::new(index, stats),
             calls: super::rpc::Calls::default(),
+            values: super::latest_value::LatestValues::default(),
             api: ServerApi::default(),
             admin: Admin::default(),
             presence_answers: Vec::new(),

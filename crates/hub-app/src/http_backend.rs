@@ -7,8 +7,8 @@ use std::fmt;
 use std::time::Duration;
 
 use tether_hooks::{
-    Answer, ConnectRequest, HookKind, HookQueue, HookRequest, Hooks, PublishRequest, RefreshRequest,
-    RpcRequest, SubscribeRequest, Transport,
+    Answer, ConnectRequest, HookKind, HookQueue, HookRequest, Hooks, LatestRequest, PublishRequest,
+    RefreshRequest, RpcRequest, SubscribeRequest, Transport,
 };
 use tether_hub::{Allowed, Decision};
 
@@ -89,6 +89,7 @@ fn kind_of(hook: Hook) -> HookKind {
         Hook::Publish => HookKind::Publish,
         Hook::Refresh => HookKind::Refresh,
         Hook::Rpc => HookKind::Rpc,
+        Hook::Latest => HookKind::Latest,
     }
 }
 
@@ -156,6 +157,7 @@ fn request_of(question: Question) -> HookRequest {
             method,
             data,
         }),
+        Question::Latest { topic } => HookRequest::Latest(LatestRequest { topic }),
     }
 }
 
@@ -168,7 +170,8 @@ fn decision_of(answer: Answer) -> Decision {
                 Allowed::new()
                     .identity(allow.subject, grant.subscribe, grant.publish)
                     .expires_at(allow.exp)
-                    .data(allow.data),
+                    .data(allow.data)
+                    .event(allow.event),
             )
         }
         Ok(tether_hooks::Decision::Deny(deny)) => Decision::Deny {

@@ -63,13 +63,14 @@ impl Default for Latencies {
 impl Latencies {
     /// The histogram of `hook`'s answer times.
     pub(super) fn hook(&self, hook: Hook) -> &Histogram {
-        let [connect, subscribe, publish, refresh, rpc] = &self.hooks;
+        let [connect, subscribe, publish, refresh, rpc, latest] = &self.hooks;
         match hook {
             Hook::Connect => connect,
             Hook::Subscribe => subscribe,
             Hook::Publish => publish,
             Hook::Refresh => refresh,
             Hook::Rpc => rpc,
+            Hook::Latest => latest,
         }
     }
 }

@@ -51,6 +51,7 @@ mod hooks;
 mod http_backend;
 mod json_text;
 mod latency;
+mod latest_value;
 mod loop_parts;
 mod metrics;
 mod multiplex;
@@ -179,6 +180,8 @@ pub struct HubApp {
     hooks: BackendHooks,
     /// Clients' calls out to the backend's rpc hook.
     calls: Calls,
+    /// Questions out to the backend's latest hook.
+    values: latest_value::LatestValues,
     /// Server API requests waiting for their items or for every loop.
     api: ServerApi,
     /// The admin page's sessions and streams.
@@ -390,6 +393,7 @@ impl App for HubApp {
         (self.delivery).open(ctx, &mut parts!(self), &mut self.hooks, served);
         // Held for its topic's history: its subscription keeps it now.
         (self.delivery).warmed(ctx, &mut parts!(self), conn);
+        self.ask_for_values(ctx);
     }
 
     fn on_message(
@@ -413,6 +417,7 @@ impl App for HubApp {
             let subject = subject.map(str::to_owned);
             (self.calls).call(ctx, &parts!(self), &mut self.hooks, conn, subject, call);
         }
+        self.ask_for_values(ctx);
     }
 
     fn on_close(
@@ -502,6 +507,7 @@ impl App for HubApp {
         }
         // Held for its topics' histories: its subscriptions keep them now.
         (self.delivery).warmed(ctx, &mut parts!(self), conn);
+        self.ask_for_values(ctx);
     }
 
     /// The backend's subject or the token's, as far as the request's
@@ -571,6 +577,8 @@ impl App for HubApp {
         self.delivery.time_out_awaiting(ctx, &self.stats);
         self.hooks.tick(ctx.now());
         (self.calls).tick(ctx, &mut parts!(self), ctx.now());
+        self.forget_late_values(ctx.now());
+        self.ask_for_values(ctx);
         self.publishing.tick(&mut parts!(self), ctx.now());
         self.delivery.tick(ctx, &mut parts!(self));
         self.broker.tick(&mut LoopContext { ctx });
@@ -603,6 +611,7 @@ impl App for HubApp {
             return self.answer_request(ctx, conn, state, request, body);
         }
         let reply = self.answer_request(ctx, conn, state, request, body);
+        self.ask_for_values(ctx);
         self.cors.reply(conn, request, reply)
     }
 
@@ -765,7 +774,10 @@ impl App for HubApp {
                 topic,
                 history,
                 dropped,
-            } => return (self.delivery).ready(ctx, &mut parts!(self), &topic, history, dropped),
+            } => {
+                (self.delivery).ready(ctx, &mut parts!(self), &topic, history, dropped);
+                return self.ask_for_values(ctx);
+            }
             HubMessage::Forget(topic) => return self.delivery.forget_topic(&topic),
             HubMessage::Broker(message) => return self.broker.receive(message, &mut LoopContext { ctx }),
             HubMessage::Presence(message) => {
@@ -784,7 +796,9 @@ impl App for HubApp {
                 None
             }
             HubMessage::Control(ControlMessage::Decided { token, decision }) => {
-                if self.calls.is_call(token) {
+                if self.values.asked(token) {
+                    self.value_decided(ctx, token, decision);
+                } else if self.calls.is_call(token) {
                     (self.calls).decided(ctx, &mut parts!(self), token, decision);
                 } else if self.publishing.asked(&mut parts!(self), token) {
                     (self.publishing).publish_decided(
@@ -825,6 +839,8 @@ impl App for HubApp {
         if let Some((conn, index, result)) = settled {
             (self.api).item_settled(ctx, &mut self.cors, conn, index, result);
         }
+        // A subscription the backend let go on.
+        self.ask_for_values(ctx);
     }
 }
 

@@ -1,5 +1,6 @@
 //! What every loop of a hub shares.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,10 @@ pub struct HubShared {
     readiness_checks: Arc<Mutex<Vec<ReadinessCheck>>>,
     /// Writers of `/metrics` lines beside the hub's own.
     metrics_writers: Arc<Mutex<Vec<MetricsWriter>>>,
+    /// The topics whose current value a loop of this node has asked the
+    /// backend for and not had the answer of: one question per topic at
+    /// a time, whichever loop its subscribers are on.
+    pub(super) values_asked: Arc<Mutex<HashSet<Arc<str>>>>,
 }
 
 /// What [`HubShared::add_metrics`] is given.
@@ -102,6 +107,7 @@ impl HubShared {
             revocation_sink: Arc::default(),
             readiness_checks: Arc::default(),
             metrics_writers: Arc::default(),
+            values_asked: Arc::default(),
         }
     }
 

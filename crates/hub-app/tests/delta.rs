@@ -108,8 +108,8 @@ impl Mux {
         serde_json::from_str(&self.0.recv_text()).unwrap()
     }
 
-    /// Subscribes (with `extra` members) and reads `subscribed`.
-    fn subscribe(&mut self, topic: &str, extra: Value) {
+    /// Subscribes (with `extra` members) and reads `subscribed`: it.
+    fn subscribe(&mut self, topic: &str, extra: Value) -> Value {
         let mut message = json!({ "type": "subscribe", "topic": topic });
         message
             .as_object_mut()
@@ -118,19 +118,24 @@ impl Mux {
         self.0.send_text(&message.to_string());
         let answer = self.next();
         assert_eq!(answer["control"], "subscribed", "{answer}");
+        answer
     }
 }
 
 #[test]
 fn the_first_event_is_whole_and_those_that_follow_are_deltas() {
     let server = start(1, 1000);
+    // `subscribed` says whether deltas will come.
     let mut delta = Mux::open(&server);
-    delta.subscribe("state.pump", json!({ "delta": true }));
+    let told = delta.subscribe("state.pump", json!({ "delta": true }));
+    assert_eq!(told["delta"], true, "{told}");
     let mut plain = Mux::open(&server);
-    plain.subscribe("state.pump", json!({}));
+    let told = plain.subscribe("state.pump", json!({}));
+    assert_eq!(told.get("delta"), None, "{told}");
     // Asked, but outside the namespace: whole.
     let mut outside = Mux::open(&server);
-    outside.subscribe("plain.pump", json!({ "delta": true }));
+    let told = outside.subscribe("plain.pump", json!({ "delta": true }));
+    assert_eq!(told.get("delta"), None, "{told}");
     let mut follower = Follower::default();
     for n in 1..=5 {
         let id = publish(&server, "state.pump", &state(n));

@@ -332,3 +332,268 @@ fn a_multi_topic_poll_from_nowhere_is_answered_with_the_latest_events() {
     got.sort();
     assert_eq!(got, [pair("news", "new"), pair("score.p", "p3")]);
 }
+
+/// The application's backend for the latest hook: a plain HTTP/1.1
+/// server on a free port that answers by topic, and keeps each topic it
+/// was asked about, in order.
+///
+/// | topic | answer |
+/// | --- | --- |
+/// | `score.gated` and `score.raced` | `{"home":1}` as a `score` event, once the test opens the gate |
+/// | `score.nothing` | no value |
+/// | `score.garbage` | a 200 that is not JSON |
+/// | any other | its own name, as the value |
+mod backend {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::thread;
+
+    use serde_json::{Value, json};
+
+    #[derive(Default)]
+    pub(crate) struct Shared {
+        /// The topics asked about, in order; and whether the gate is open.
+        state: Mutex<(Vec<String>, bool)>,
+        changed: Condvar,
+    }
+
+    impl Shared {
+        pub(crate) fn asked(&self) -> Vec<String> {
+            self.state.lock().unwrap().0.clone()
+        }
+
+        /// Waits until `topic` has been asked about (a few seconds at most:
+        /// only catches a hang).
+        pub(crate) fn until_asked(&self, topic: &str) {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut state = self.state.lock().unwrap();
+            while !state.0.iter().any(|t| t == topic) {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                assert!(!left.is_zero(), "{topic} was not asked about: {:?}", state.0);
+                state = self.changed.wait_timeout(state, left).unwrap().0;
+            }
+        }
+
+        pub(crate) fn open(&self) {
+            self.state.lock().unwrap().1 = true;
+            self.changed.notify_all();
+        }
+
+        fn answer(&self, topic: &str) -> String {
+            let mut state = self.state.lock().unwrap();
+            state.0.push(topic.to_owned());
+            self.changed.notify_all();
+            match topic {
+                "score.gated" | "score.raced" => {
+                    while !state.1 {
+                        state = self.changed.wait(state).unwrap();
+                    }
+                    json!({"allow": true, "data": {"home": 1}, "event": "score"}).to_string()
+                }
+                "score.nothing" => json!({"allow": true}).to_string(),
+                "score.garbage" => "not JSON".to_owned(),
+                other => json!({"allow": true, "data": other}).to_string(),
+            }
+        }
+    }
+
+    /// Listens on a free port of 127.0.0.1: its URL. Its threads end with
+    /// the test process.
+    pub(crate) fn start(shared: &Arc<Shared>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/latest", listener.local_addr().unwrap());
+        let shared = shared.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let shared = shared.clone();
+                thread::spawn(move || serve(stream, &shared));
+            }
+        });
+        url
+    }
+
+    /// Answers the requests of one keep-alive connection.
+    fn serve(stream: TcpStream, shared: &Shared) {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut length = 0;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let field = line.trim_end();
+                if field.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = field.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            let question: Value = serde_json::from_slice(&body).unwrap();
+            let answer = shared.answer(question["topic"].as_str().unwrap());
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                answer.len()
+            );
+            if writer.write_all(head.as_bytes()).is_err() || writer.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The hub of [`start`] on `loops` loops, with the latest hook answered
+/// by a [`backend`] of its own (one worker: questions go out in the
+/// order they were asked).
+fn start_with_hook(loops: usize) -> (TestServer, std::sync::Arc<backend::Shared>) {
+    use std::sync::Arc;
+    use tether_hooks::{Config, HookKind, Hooks};
+    let shared = Arc::new(backend::Shared::default());
+    let url = backend::start(&shared);
+    let config_of_hooks = Config::new()
+        .workers(1)
+        .hook(HookKind::Latest, &url, std::time::Duration::from_secs(5))
+        .unwrap();
+    let hooks = Hooks::start(config_of_hooks).unwrap();
+    let mut settings = HubSettings::default();
+    settings.publish_token = Some(TOKEN.to_owned());
+    settings.backend = Some(Arc::new(tether_hub_app::HttpBackend::new(hooks, loops, 64)));
+    for spec in ["score.* publish=backend latest=on", "chat.*"] {
+        settings.namespaces.push(spec.parse::<Namespace>().unwrap());
+    }
+    let hub = HubShared::new(settings, loops);
+    let server = TestServer::start_loops(config(), Handshake::new(), loops, |i| hub.app(i));
+    (server, shared)
+}
+
+#[test]
+fn a_topic_with_no_event_is_given_the_backends_value_once_as_an_event_with_an_id() {
+    // Two loops: the subscribers below are on either, and the node asks
+    // once for all of them.
+    let (server, backend) = start_with_hook(2);
+    // The first subscriber's question is held at the backend while more
+    // arrive: over a WebSocket, a long poll and the multiplexed socket.
+    let mut first = stream(&server, "/topics/score.gated/events", "");
+    backend.until_asked("score.gated");
+    let mut ws = WsClient::connect(server.addr, "/topics/score.gated/ws");
+    let poll = std::thread::spawn({
+        let addr = server.addr;
+        move || request(addr, "GET", "/topics/score.gated/poll?timeout=20", "", b"")
+    });
+    let mut mux = WsClient::connect(server.addr, "/ws");
+    mux.send_text(&json!({"type": "subscribe", "topic": "score.gated"}).to_string());
+    let subscribed: Value = serde_json::from_str(&mux.recv_text()).unwrap();
+    assert_eq!(subscribed["control"], "subscribed", "{subscribed}");
+    backend.open();
+    let event = first.next_event();
+    assert_eq!((event.event_type(), event.data()), ("score", r#"{"home":1}"#));
+    let id = event.last_event_id().to_owned();
+    let json: Value = serde_json::from_str(&ws.recv_text()).unwrap();
+    assert_eq!(
+        (json["data"].as_str(), json["id"].as_str()),
+        (Some(r#"{"home":1}"#), Some(id.as_str()))
+    );
+    let polled_answer = poll.join().unwrap();
+    let body: Value = serde_json::from_slice(&polled_answer.body).unwrap();
+    assert_eq!(
+        polled(&body),
+        vec![pair("score.gated", r#"{"home":1}"#)],
+        "{body}"
+    );
+    let muxed: Value = serde_json::from_str(&mux.recv_text()).unwrap();
+    assert_eq!(
+        (muxed["data"].as_str(), muxed["id"].as_str()),
+        (Some(r#"{"home":1}"#), Some(id.as_str()))
+    );
+    assert_eq!(backend.asked(), ["score.gated"]);
+    // One after it gets the same event as the topic's latest, and a
+    // client that resumes from its id gets nothing again.
+    let mut later = stream(&server, "/topics/score.gated/events", "");
+    let again = later.next_event();
+    assert_eq!(
+        (again.data(), again.last_event_id()),
+        (r#"{"home":1}"#, id.as_str())
+    );
+    let (_, body) = get(&server, &format!("/topics/score.gated/poll?since={id}&timeout=0"));
+    assert_eq!(polled(&body), vec![], "{body}");
+    let (_, history) = get(&server, "/topics/score.gated/poll?since=0-0&timeout=0");
+    assert_eq!(polled(&history).len(), 1, "{history}");
+}
+
+#[test]
+fn an_event_that_comes_before_the_backends_answer_is_the_latest_and_the_answer_is_dropped() {
+    let (server, backend) = start_with_hook(1);
+    let mut waiting = stream(&server, "/topics/score.raced/events", "");
+    backend.until_asked("score.raced");
+    let real = publish(&server, "score.raced", "2-2");
+    let event = waiting.next_event();
+    assert_eq!((event.data(), event.last_event_id()), ("2-2", real.as_str()));
+    backend.open();
+    // Asked after it, in order: once its value is here, the raced one's
+    // answer has been dropped or published.
+    let mut sentinel = stream(&server, "/topics/score.sentinel/events", "");
+    assert_eq!(sentinel.next_event().data(), "score.sentinel");
+    publish(&server, "score.raced", "3-2");
+    assert_eq!(waiting.next_event().data(), "3-2");
+    let (_, history) = get(&server, "/topics/score.raced/poll?since=0-0&timeout=0");
+    let datas: Vec<(String, String)> = polled(&history);
+    assert_eq!(
+        datas,
+        vec![pair("score.raced", "2-2"), pair("score.raced", "3-2")]
+    );
+}
+
+#[test]
+fn only_a_latest_topic_with_no_event_is_asked_and_no_value_or_nonsense_is_waited_through() {
+    let (server, backend) = start_with_hook(1);
+    // An event, read back by a poll that resumes from the start (not a
+    // subscriber from nowhere, which would ask): the loop has it.
+    publish(&server, "score.had", "1-1");
+    let (_, body) = get(&server, "/topics/score.had/poll?since=0-0&timeout=5");
+    assert_eq!(polled(&body), vec![pair("score.had", "1-1")], "{body}");
+    let mut had = stream(&server, "/topics/score.had/events", "");
+    assert_eq!(had.next_event().data(), "1-1");
+    let mut chat = stream(&server, "/topics/chat.room/events", "");
+    let mut news = stream(&server, "/topics/news/events", "");
+    // A subscriber that resumes from an id is not one from nowhere.
+    let mut resumed = stream(&server, "/topics/score.resumed/events?lastEventId=0-0", "");
+    let mut nothing = stream(&server, "/topics/score.nothing/events", "");
+    let mut garbage = stream(&server, "/topics/score.garbage/events", "");
+    // One worker: once the sentinel's value is here, every question
+    // asked before it has been answered.
+    let mut sentinel = stream(&server, "/topics/score.sentinel/events", "");
+    assert_eq!(sentinel.next_event().data(), "score.sentinel");
+    assert_eq!(
+        backend.asked(),
+        ["score.nothing", "score.garbage", "score.sentinel"]
+    );
+    for (topic, client) in [
+        ("chat.room", &mut chat),
+        ("news", &mut news),
+        ("score.resumed", &mut resumed),
+        ("score.nothing", &mut nothing),
+        ("score.garbage", &mut garbage),
+    ] {
+        publish(&server, topic, "first");
+        assert_eq!(client.next_event().data(), "first", "{topic}");
+    }
+    let metrics = tether_testkit::scrape_metrics(server.addr);
+    assert!(
+        metrics.contains(r#"tether_hub_backend_decisions_total{hook="latest",outcome="allowed"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"tether_hub_backend_decisions_total{hook="latest",outcome="unavailable"} 1"#),
+        "{metrics}"
+    );
+}

@@ -42,8 +42,11 @@ pub struct Allowed {
     /// Until when (Unix seconds) it is good (connect).
     pub expires_at: Option<u64>,
     /// The data to publish in place of the data asked about (publish);
-    /// the call's result, as JSON text (rpc).
+    /// the call's result, as JSON text (rpc); the topic's current value
+    /// (latest).
     pub data: Option<String>,
+    /// The type of the event the current value is published as (latest).
+    pub event: Option<String>,
 }
 
 impl Allowed {
@@ -74,6 +77,12 @@ impl Allowed {
     /// With the data to publish instead.
     pub fn data(mut self, data: Option<String>) -> Allowed {
         self.data = data;
+        self
+    }
+
+    /// With the type of the event its data is published as.
+    pub fn event(mut self, event: Option<String>) -> Allowed {
+        self.event = event;
         self
     }
 }

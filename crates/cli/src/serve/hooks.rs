@@ -42,6 +42,14 @@ pub(crate) struct HookArgs {
     /// every call is answered an error (code 501).
     #[arg(long, value_name = "URL")]
     pub(crate) hook_rpc: Option<String>,
+    /// Ask this URL for the current value of a topic of a latest=on
+    /// namespace that has had no event, when a subscriber arrives at it
+    /// from nowhere; the answer's data is published to the topic (as the
+    /// backend's own publish, with an id), unless an event came first. No
+    /// value, a refusal or no answer: the subscriber waits for the first
+    /// event, as without the hook.
+    #[arg(long, value_name = "URL")]
+    pub(crate) hook_latest: Option<String>,
     /// Seconds the backend has to answer (queueing included), 0.001 to 60.
     #[arg(long, value_name = "SECONDS", value_parser = seconds_between(0.001, 60.0), default_value_t = 1.0)]
     pub(crate) hook_timeout: f64,
@@ -111,6 +119,7 @@ impl HookArgs {
             (tether_hooks::HookKind::Publish, &self.hook_publish),
             (tether_hooks::HookKind::Refresh, &self.hook_refresh),
             (tether_hooks::HookKind::Rpc, &self.hook_rpc),
+            (tether_hooks::HookKind::Latest, &self.hook_latest),
         ] {
             if let Some(url) = url {
                 any = true;

@@ -28,6 +28,7 @@ use super::multiplex::Muxes;
 use super::presence::{Answer, Asker, Roster};
 use super::replies::error_response;
 use super::routes::{HubRoute, Refusal, Socket, TOO_MANY_CONNECTIONS};
+use super::settings::HubSettings;
 use super::subscribers::{
     SubKey, Subscriber, Subscribers, close_expired, close_revoked, fan_out, next_id, poll_response,
     poll_timeout_response, poll_wait, send_replay, send_resumed,
@@ -69,6 +70,26 @@ pub(super) struct Delivery {
     warming: warming::Warmings,
     /// The subscriptions that take deltas, and what each had last.
     deltas: deltas::Deltas,
+    /// The topics subscribers wanted the latest event of since the app
+    /// last looked (for the backend's latest hook).
+    wanted: WantedValues,
+}
+
+/// The topics whose subscribers started at the latest event.
+#[derive(Debug, Default)]
+struct WantedValues(Vec<Arc<str>>);
+
+impl WantedValues {
+    /// Where a subscriber of `topic` that resumes after `last_id` (if
+    /// any) starts: at the topic's latest event in a latest-value
+    /// namespace, the topic then noted.
+    fn start<'a>(&mut self, settings: &HubSettings, topic: &str, last_id: Option<&'a str>) -> Start<'a> {
+        let start = Start::from_last_id(last_id, settings.replays_latest(topic));
+        if start == Start::Latest {
+            self.0.push(Arc::from(topic));
+        }
+        start
+    }
 }
 
 pub(crate) use self::multiplex::SubscribeAsked;
@@ -86,7 +107,14 @@ impl Delivery {
             history_polls: Vec::new(),
             warming: warming::Warmings::default(),
             deltas: deltas::Deltas::default(),
+            wanted: WantedValues::default(),
         }
+    }
+
+    /// The topics subscribers wanted the latest event of since the last
+    /// call, taken.
+    pub(super) fn take_wanted_values(&mut self) -> Vec<Arc<str>> {
+        std::mem::take(&mut self.wanted.0)
     }
 
     /// A WebSocket session opened, as its admission says (what it was
@@ -187,7 +215,7 @@ impl Delivery {
             Ok(timeout) => timeout,
             Err(refused) => return Reply::Now(refused),
         };
-        let start = Start::from_last_id(since.as_deref(), parts.shared.settings.replays_latest(topic));
+        let start = (self.wanted).start(&parts.shared.settings, topic, since.as_deref());
         match self.hub.poll_at(topic, SubKey::whole(conn), start) {
             Ok(Polled::Now {
                 gap,
@@ -412,7 +440,7 @@ impl Delivery {
         let Some(subscriber) = self.subscribers.get(conn) else {
             return;
         };
-        let start = Start::from_last_id(subscriber.requested(), settings.replays_latest(&topic));
+        let start = (self.wanted).start(settings, &topic, subscriber.requested());
         let takes_deltas = subscriber.delta && settings.sends_deltas(&topic);
         match (self.hub).subscribe_at(&topic, SubKey::whole(conn), transport, start) {
             Ok(Subscribed::Live(replay)) => {

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tether_hub::{Event, Gap, HubMessage, Polled, Start, Transport};
+use tether_hub::{Event, Gap, HubMessage, Polled, Transport};
 use tether_server::{ConnId, Ctx, Reply, Response};
 
 use super::Delivery;
@@ -187,7 +187,7 @@ impl Delivery {
                 false => cursor.position(number).map(|id| id.to_string()),
             };
             let key = SubKey::multiplexed(conn, number);
-            let start = Start::from_last_id(requested.as_deref(), settings.replays_latest(topic));
+            let start = (self.wanted).start(settings, topic, requested.as_deref());
             match self.hub.poll_at(topic, key, start) {
                 Ok(Polled::Now {
                     gap,

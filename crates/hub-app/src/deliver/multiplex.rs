@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tether_hub::{Decision, HubMessage, Resumed, Start, Subscribed, Transport, is_valid_topic};
+use tether_hub::{Decision, HubMessage, Resumed, Subscribed, Transport, is_valid_topic};
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, Response};
 
 use super::Delivery;
@@ -303,7 +303,7 @@ impl Delivery {
         let requested = subscription.requested.as_deref();
         // Where a stream's topic is when it goes live, for its cursor.
         let head = (wire == Wire::Stream).then(|| self.hub.head(&topic));
-        let start = Start::from_last_id(requested, settings.replays_latest(&topic));
+        let start = (self.wanted).start(settings, &topic, requested);
         let subscribed = self.hub.subscribe_at(&topic, key, transport, start);
         // From nowhere, `subscribed` promises every event published after
         // it: held with the topic's history on its way, it is answered
@@ -311,7 +311,11 @@ impl Delivery {
         let from_nowhere_held = requested.is_none() && matches!(subscribed, Ok(Subscribed::Held { .. }));
         if wire == Wire::Socket && subscribed.is_ok() && !from_nowhere_held {
             let by_server = subscription.by != SubscribedBy::Client;
-            send(ctx, conn, answer::subscribed(&topic, by_server));
+            send(
+                ctx,
+                conn,
+                answer::subscribed(&topic, by_server, subscription.delta),
+            );
         }
         // The last event its replay sends whole: a delta's first base.
         let replayed_last = match &subscribed {
@@ -485,7 +489,11 @@ impl Delivery {
         if subscription.requested.is_none() {
             // Held from nowhere: its `subscribed` waited for the history.
             let by_server = subscription.by != SubscribedBy::Client;
-            send(ctx, conn, answer::subscribed(&subscription.topic, by_server));
+            send(
+                ctx,
+                conn,
+                answer::subscribed(&subscription.topic, by_server, subscription.delta),
+            );
         }
         let to = Replaying {
             conn,

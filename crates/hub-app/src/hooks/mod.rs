@@ -676,6 +676,18 @@ impl BackendHooks {
             .inspect_err(|_| parts.stats.decided(Hook::Rpc, Outcome::Unavailable))
     }
 
+    /// Puts the latest hook's `question` to the backend: the token its
+    /// answer will name, or `Err` if it could not be asked.
+    pub(super) fn ask_latest(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &LoopParts<'_>,
+        question: Question,
+    ) -> Result<u64, Busy> {
+        self.put_question(ctx, &parts.shared.settings, question)
+            .inspect_err(|_| parts.stats.decided(Hook::Latest, Outcome::Unavailable))
+    }
+
     /// Puts the publish hook's `question` to the backend: the token its
     /// decision will name (the publishing concern holds the publish
     /// under it), or `Err` if it could not be asked.

@@ -6,11 +6,13 @@
 use tether_hub::json_string;
 
 /// `{"control":"subscribed","topic":"T"}`, with `"by":"server"` when the
-/// server subscribed the socket.
-pub(crate) fn subscribed(topic: &str, by_server: bool) -> String {
+/// server subscribed the socket, and `"delta":true` when the events after
+/// the first whole one come as deltas.
+pub(crate) fn subscribed(topic: &str, by_server: bool, delta: bool) -> String {
     let by = if by_server { ",\"by\":\"server\"" } else { "" };
+    let delta = if delta { ",\"delta\":true" } else { "" };
     format!(
-        "{{\"control\":\"subscribed\",\"topic\":{}{by}}}",
+        "{{\"control\":\"subscribed\",\"topic\":{}{by}{delta}}}",
         json_string(topic)
     )
 }
@@ -59,9 +61,16 @@ mod tests {
 
     #[test]
     fn answers_are_json_that_names_the_topic() {
-        assert_eq!(subscribed("a", false), r#"{"control":"subscribed","topic":"a"}"#);
         assert_eq!(
-            subscribed("a", true),
+            subscribed("a", false, false),
+            r#"{"control":"subscribed","topic":"a"}"#
+        );
+        assert_eq!(
+            subscribed("a", false, true),
+            r#"{"control":"subscribed","topic":"a","delta":true}"#
+        );
+        assert_eq!(
+            subscribed("a", true, false),
             r#"{"control":"subscribed","topic":"a","by":"server"}"#
         );
         assert_eq!(
