@@ -6,7 +6,8 @@
 //! gets every event exactly once; NATS restarted mid-stream (with its
 //! store) is shown in `/metrics`, publishes are refused meanwhile, and the
 //! subscriptions go on with nothing lost or twice; a publish key holds
-//! across nodes.
+//! across nodes; a latest-value topic new to a node starts its
+//! subscribers from nowhere at its latest event, read from JetStream.
 //!
 //! The helpers and the test bodies both buses share are in `tests/bus`.
 //!
@@ -125,4 +126,26 @@ fn a_client_ahead_of_its_node_is_held_until_the_topic_reaches_its_id() {
     let a = Node::start(&dir, "a", &args, &[("TETHER_PUBLISH_TOKEN", TOKEN)]);
     bus::a_client_ahead_is_held_until_the_topic_reaches_its_id(&a);
     drop(a);
+}
+
+#[test]
+fn a_latest_value_topic_new_to_a_node_starts_from_nowhere_at_its_latest_event() {
+    if !available("a_latest_value_topic_new_to_a_node_starts_from_nowhere_at_its_latest_event") {
+        return;
+    }
+    let dir = ScratchDir::new("nats-latest");
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let args = [
+        "--nats",
+        url.as_str(),
+        "--nats-prefix",
+        "e2e-test",
+        "--namespace",
+        bus::LATEST_NAMESPACE,
+    ];
+    let a = Node::start(&dir, "a", &args, &[("TETHER_PUBLISH_TOKEN", TOKEN)]);
+    let b = Node::start(&dir, "b", &args, &[("TETHER_PUBLISH_TOKEN", TOKEN)]);
+    bus::a_latest_value_topic_new_to_a_node_starts_at_its_latest_event(&a, &b);
+    drop((a, b));
 }

@@ -6,8 +6,10 @@
 //! RabbitMQ restarted mid-stream (with its data) is shown in `/metrics`,
 //! publishes are refused meanwhile, and the subscriptions go on with
 //! nothing lost or twice; a publish key holds across nodes, one of them
-//! configured by the environment and a configuration file. One broker
-//! serves the whole test (it starts in seconds).
+//! configured by the environment and a configuration file; a
+//! latest-value topic new to a node starts its subscribers from nowhere
+//! at its latest event, read from RabbitMQ. One broker serves the whole
+//! test (it starts in seconds).
 //!
 //! Skipped (with a printed reason) when `rabbitmq-server` is not
 //! installed, unless `TETHER_REQUIRE_RABBITMQ` is set.
@@ -95,4 +97,19 @@ fn nodes_share_topics_through_rabbitmq() {
     );
     bus::a_publish_key_holds_across_nodes(&d, &e, "rabbitmq");
     drop((d, e));
+
+    // A latest-value topic new to a node: its latest event read from the
+    // topic's stream.
+    let args = [
+        "--rabbitmq-url",
+        url.as_str(),
+        "--rabbitmq-prefix",
+        "e2e-latest",
+        "--namespace",
+        bus::LATEST_NAMESPACE,
+    ];
+    let f = Node::start(&dir, "f", &args, &[("TETHER_PUBLISH_TOKEN", TOKEN)]);
+    let g = Node::start(&dir, "g", &args, &[("TETHER_PUBLISH_TOKEN", TOKEN)]);
+    bus::a_latest_value_topic_new_to_a_node_starts_at_its_latest_event(&f, &g);
+    drop((f, g));
 }

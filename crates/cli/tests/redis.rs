@@ -194,86 +194,17 @@ fn a_latest_value_topic_new_to_a_node_starts_from_nowhere_at_its_latest_event() 
     let dir = ScratchDir::new("redis-latest");
     let redis = RedisServer::start();
     let url = redis.url();
-    // The test's topic and others of its name.
-    let namespace = format!("{}* latest=on", bus::TOPIC);
     let args = [
         "--redis",
         url.as_str(),
         "--redis-prefix",
         "e2e-test:",
         "--namespace",
-        namespace.as_str(),
+        bus::LATEST_NAMESPACE,
     ];
     let envs = [("TETHER_PUBLISH_TOKEN", TOKEN)];
     let a = Node::start(&dir, "a", &args, &envs);
     let b = Node::start(&dir, "b", &args, &envs);
-    let first = publish(&a, "1-0").unwrap();
-    let latest = publish(&a, "2-1").unwrap();
-    // No one on b follows the topic: each of these waits for its history
-    // from Redis, then starts at its latest event.
-    let (status, body) = b.request("GET", &format!("/topics/{}/poll?timeout=20", bus::TOPIC), "", "");
-    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["events"][0]["data"], "2-1", "{body}");
-    assert_eq!(body["events"].as_array().map(Vec::len), Some(1), "{body}");
-    let mut late = [Subscriber::sse_from_nowhere(&b), Subscriber::ws_from_nowhere(&b)];
-    let mut resumed = Subscriber::sse(&b, &first);
-    let then = |data: &str, id: &str| Seen::Event {
-        id: id.to_owned(),
-        data: data.to_owned(),
-    };
-    for subscriber in &mut late {
-        assert_eq!(subscriber.next(), then("2-1", &latest));
-    }
-    let next = publish(&a, "3-1").unwrap();
-    for subscriber in &mut late {
-        assert_eq!(subscriber.next(), then("3-1", &next));
-    }
-    // Resuming from an id: exactly what follows it.
-    assert_eq!(resumed.next(), then("2-1", &latest));
-    assert_eq!(resumed.next(), then("3-1", &next));
-    // Topics b has never followed, on a multiplexed socket and on a
-    // multi-topic event stream: each subscribe from nowhere waits for
-    // its topic's history, then starts at its latest event.
-    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
-    for topic in ["e2e.mux", "e2e.multi"] {
-        for data in ["old", "current"] {
-            let (status, _) = a.request("POST", &format!("/topics/{topic}"), &auth, data);
-            assert_eq!(status, 200);
-        }
-    }
-    let mut mux = tether_client::WebSocket::builder(format!("ws://{}/ws", b.addr))
-        .ping_interval(None)
-        .idle_timeout(Some(support::PATIENCE))
-        .connect()
-        .unwrap();
-    mux.send_text(r#"{"type":"subscribe","topic":"e2e.mux"}"#)
-        .unwrap();
-    let mut next_json = || -> serde_json::Value {
-        loop {
-            if let tether_client::Event::Message(m) = mux.recv().unwrap() {
-                return serde_json::from_str(m.as_text().unwrap()).unwrap();
-            }
-        }
-    };
-    assert_eq!(next_json()["control"], "subscribed");
-    let event = next_json();
-    assert_eq!(
-        (event["topic"].as_str(), event["data"].as_str()),
-        (Some("e2e.mux"), Some("current")),
-        "{event}"
-    );
-    let mut multi = Subscriber::sse_at(&b, "/events?topic=e2e.multi", "");
-    let Seen::Event { id: cursor, data } = multi.next() else {
-        panic!("not an event")
-    };
-    let event: serde_json::Value = serde_json::from_str(&data).unwrap();
-    assert_eq!(
-        (event["topic"].as_str(), event["data"].as_str()),
-        (Some("e2e.multi"), Some("current")),
-        "{event}"
-    );
-    assert!(cursor.starts_with('~'), "a cursor: {cursor}");
-    drop((late, resumed));
+    bus::a_latest_value_topic_new_to_a_node_starts_at_its_latest_event(&a, &b);
     drop((a, b));
 }
