@@ -245,6 +245,46 @@ fn deflate_subscribers_get_compressed_events_and_the_others_plain_ones() {
 }
 
 #[test]
+fn a_deflate_subscriber_in_step_gets_each_delta_compressed_once_shared() {
+    let _serial = serial();
+    let mut settings = settings();
+    settings
+        .namespaces
+        .push("state.* publish=backend delta=on".parse().unwrap());
+    let server = TestServer::start_with(short_shutdown(), handshake(), HubApp::new(settings));
+    let before = tether_hub::shared_compressions();
+    let target = "/topics/state.quotes/ws?delta=1";
+    let mut deflate =
+        [1, 2].map(|seed| Subscriber::open(server.addr, target, Some("permessage-deflate"), seed));
+    let mut plain = Subscriber::open(server.addr, target, None, 3);
+    for n in 0..3 {
+        publish(server.addr, "state.quotes", &data(n));
+        let (first, text) = plain.next();
+        assert_eq!(first, 0x81);
+        let event = json(&text);
+        // The first whole, then deltas: compressed for the deflate
+        // sockets when that shrinks them, which it does for these.
+        assert_eq!(event.get("delta").is_some(), n > 0, "{text}");
+        if n > 0 {
+            let shrinks = tether_server::deflate::shared_frame(tether_frame::OpCode::Text, text.as_bytes());
+            assert!(shrinks.is_some(), "{text}");
+        }
+        for subscriber in &mut deflate {
+            assert_eq!(
+                subscriber.next(),
+                (0xC1, text.clone()),
+                "FIN, RSV1, text: the same"
+            );
+        }
+    }
+    // Each form compressed once for both deflate sockets: the first
+    // event's and the two deltas.
+    assert_eq!(server.stats().deflated_out, 6);
+    assert_eq!(tether_hub::shared_compressions() - before, 3);
+    server.shutdown();
+}
+
+#[test]
 fn over_http2_a_deflate_stream_gets_compressed_events() {
     let _serial = serial();
     let server = TestServer::start_with(short_shutdown(), handshake(), HubApp::new(settings()));

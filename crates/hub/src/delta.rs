@@ -11,10 +11,10 @@
 //! the whole JSON, `event: TYPE` and `data: JSON`.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use crate::event::{Event, text_frame};
+use crate::event::{Event, deflate_frame, text_frame};
 use crate::id::EventId;
 use crate::json::push_json_string;
 
@@ -25,6 +25,9 @@ pub(crate) struct DeltaForms {
     base: EventId,
     /// The JSON form as one unmasked WebSocket text frame.
     ws: Arc<[u8]>,
+    /// [`DeltaForms::ws`] compressed, made when a permessage-deflate
+    /// socket is first sent it; `None` when that does not shrink it.
+    ws_deflated: OnceLock<Option<Arc<[u8]>>>,
     /// The multi-topic event-stream form, but for its `id:` line.
     sse_multi: Arc<[u8]>,
 }
@@ -67,6 +70,19 @@ impl Event {
     /// ```
     pub fn delta_ws_frame(&self, base: &Event) -> Option<&Arc<[u8]>> {
         self.delta_forms(base).map(|forms| &forms.ws)
+    }
+
+    /// [`Event::delta_ws_frame`] compressed for a permessage-deflate
+    /// socket, as [`Event::ws_frame_deflated`] is [`Event::ws_frame`]: a
+    /// message of its own (no context taken over), made at most once and
+    /// shared; `None` when there is no delta or compressing does not
+    /// shrink it (send the plain frame then).
+    pub fn delta_ws_frame_deflated(&self, base: &Event) -> Option<&Arc<[u8]>> {
+        let forms = self.delta_forms(base)?;
+        forms
+            .ws_deflated
+            .get_or_init(|| deflate_frame(&forms.ws))
+            .as_ref()
     }
 
     /// The event as a delta against `base`, as a multi-topic event stream
@@ -121,6 +137,7 @@ fn make(event: &Event, base: &Event) -> Option<Box<DeltaForms>> {
     Some(Box::new(DeltaForms {
         base: base.id(),
         ws: text_frame(json.as_bytes()),
+        ws_deflated: OnceLock::new(),
         sse_multi: sse_multi.into(),
     }))
 }

@@ -607,7 +607,7 @@ pub fn shared_compressions() -> u64 {
 }
 
 /// A whole unmasked text frame, compressed as a frame of its own.
-fn deflate_frame(frame: &[u8]) -> Option<Arc<[u8]>> {
+pub(crate) fn deflate_frame(frame: &[u8]) -> Option<Arc<[u8]>> {
     COMPRESSIONS.fetch_add(1, Ordering::Relaxed);
     let payload = frame.get(frame_header_len(frame)?..)?;
     let opcode = if frame.first()? & 0x0f == BINARY_OPCODE {

@@ -39,11 +39,16 @@ pub(super) fn fan_out(
 ) {
     let sockets = deltas.split(delivery.websocket, event, before);
     let streams = deltas.split(delivery.event_stream, event, before);
-    if let Some(frame) = sockets.base.as_ref().and_then(|base| event.delta_ws_frame(base)) {
+    if let Some(base) = &sockets.base
+        && let Some(frame) = event.delta_ws_frame(base)
+    {
         add(&stats.sent_websocket, sockets.in_step.len() as u64);
         add(&stats.sent_deltas, sockets.in_step.len() as u64);
         let to = sockets.in_step.iter().map(|key| key.conn);
-        ctx.send_encoded(to, &Encoded::from(Arc::clone(frame)));
+        // Compressed once, by the first loop with a deflate socket in step.
+        let (event, base) = (Arc::clone(event), Arc::clone(base));
+        let deflated = move || event.delta_ws_frame_deflated(&base).cloned();
+        ctx.send_encoded(to, &Encoded::from(Arc::clone(frame)).with_deflated_lazy(deflated));
     }
     let whole = Delivery {
         websocket: &sockets.whole,
