@@ -32,7 +32,13 @@ use support::{NatsServer, available};
 
 /// A `tether serve --app hub --nats URL` node of these tests.
 fn start_node(url: &str, dir: &Path, name: &str) -> Node {
-    let args = ["--nats", url, "--nats-prefix", "e2e-test"];
+    start_node_with(url, dir, name, &[])
+}
+
+/// [`start_node`], with `more` options.
+fn start_node_with(url: &str, dir: &Path, name: &str, more: &[&str]) -> Node {
+    let mut args = vec!["--nats", url, "--nats-prefix", "e2e-test"];
+    args.extend_from_slice(more);
     Node::start(dir, name, &args, &[("TETHER_PUBLISH_TOKEN", TOKEN)])
 }
 
@@ -114,16 +120,7 @@ fn a_client_ahead_of_its_node_is_held_until_the_topic_reaches_its_id() {
     }
     let dir = ScratchDir::new("nats-ahead");
     let nats = NatsServer::start();
-    let url = nats.url();
-    let args = [
-        "--nats",
-        url.as_str(),
-        "--nats-prefix",
-        "e2e-test",
-        "--resume-wait",
-        "1",
-    ];
-    let a = Node::start(&dir, "a", &args, &[("TETHER_PUBLISH_TOKEN", TOKEN)]);
+    let a = start_node_with(&nats.url(), &dir, "a", &["--resume-wait", "1"]);
     bus::a_client_ahead_is_held_until_the_topic_reaches_its_id(&a);
     drop(a);
 }
@@ -135,17 +132,9 @@ fn a_latest_value_topic_new_to_a_node_starts_from_nowhere_at_its_latest_event() 
     }
     let dir = ScratchDir::new("nats-latest");
     let nats = NatsServer::start();
-    let url = nats.url();
-    let args = [
-        "--nats",
-        url.as_str(),
-        "--nats-prefix",
-        "e2e-test",
-        "--namespace",
-        bus::LATEST_NAMESPACE,
-    ];
-    let a = Node::start(&dir, "a", &args, &[("TETHER_PUBLISH_TOKEN", TOKEN)]);
-    let b = Node::start(&dir, "b", &args, &[("TETHER_PUBLISH_TOKEN", TOKEN)]);
+    let latest = ["--namespace", bus::LATEST_NAMESPACE];
+    let a = start_node_with(&nats.url(), &dir, "a", &latest);
+    let b = start_node_with(&nats.url(), &dir, "b", &latest);
     bus::a_latest_value_topic_new_to_a_node_starts_at_its_latest_event(&a, &b);
     drop((a, b));
 }

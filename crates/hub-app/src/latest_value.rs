@@ -96,7 +96,7 @@ impl HubApp {
             let question = Question::Latest {
                 topic: topic.to_string(),
             };
-            match self.hooks.ask_latest(ctx, &parts!(self), question) {
+            match self.hooks.ask(ctx, &parts!(self), question) {
                 Ok(token) => {
                     self.values.out.insert(token, (topic, ctx.now()));
                 }

@@ -12,6 +12,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing)]
 
+#[path = "support/mod.rs"]
+mod support;
+
 use serde_json::{Value, json};
 use tether_hub_app::{HubSettings, HubShared, Namespace};
 use tether_server::Handshake;
@@ -344,10 +347,7 @@ fn a_multi_topic_poll_from_nowhere_is_answered_with_the_latest_events() {
 /// | `score.garbage` | a 200 that is not JSON |
 /// | any other | its own name, as the value |
 mod backend {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::{TcpListener, TcpStream};
     use std::sync::{Arc, Condvar, Mutex};
-    use std::thread;
 
     use serde_json::{Value, json};
 
@@ -398,57 +398,13 @@ mod backend {
         }
     }
 
-    /// Listens on a free port of 127.0.0.1: its URL. Its threads end with
-    /// the test process.
+    /// Listens on a free port of 127.0.0.1: its URL.
     pub(crate) fn start(shared: &Arc<Shared>) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/latest", listener.local_addr().unwrap());
-        let shared = shared.clone();
-        thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let shared = shared.clone();
-                thread::spawn(move || serve(stream, &shared));
-            }
-        });
-        url
-    }
-
-    /// Answers the requests of one keep-alive connection.
-    fn serve(stream: TcpStream, shared: &Shared) {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        loop {
-            let mut length = 0;
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                let field = line.trim_end();
-                if field.is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = field.split_once(':')
-                    && name.eq_ignore_ascii_case("content-length")
-                {
-                    length = value.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_err() {
-                return;
-            }
-            let question: Value = serde_json::from_slice(&body).unwrap();
-            let answer = shared.answer(question["topic"].as_str().unwrap());
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                answer.len()
-            );
-            if writer.write_all(head.as_bytes()).is_err() || writer.write_all(answer.as_bytes()).is_err() {
-                return;
-            }
-        }
+        let shared = Arc::clone(shared);
+        let port = crate::support::backend::start(Arc::new(move |question: &Value| {
+            shared.answer(question["topic"].as_str().unwrap_or_default())
+        }));
+        format!("http://127.0.0.1:{port}/latest")
     }
 }
 

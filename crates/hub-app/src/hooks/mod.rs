@@ -663,45 +663,19 @@ impl BackendHooks {
         unavailable()
     }
 
-    /// Puts the rpc hook's `question` to the backend: the token its
-    /// decision will name (the calls concern keeps the caller under it),
-    /// or `Err` if it could not be asked (counted).
-    pub(super) fn ask_rpc(
+    /// Puts `question` (the rpc, latest or publish hook's) to the
+    /// backend: the token its decision will name (the concern that asked
+    /// keeps its caller, topic or publish under it), or `Err` if it could
+    /// not be asked (counted).
+    pub(super) fn ask(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &LoopParts<'_>,
         question: Question,
     ) -> Result<u64, Busy> {
+        let hook = question.hook();
         self.put_question(ctx, &parts.shared.settings, question)
-            .inspect_err(|_| parts.stats.decided(Hook::Rpc, Outcome::Unavailable))
-    }
-
-    /// Puts the latest hook's `question` to the backend: the token its
-    /// answer will name, or `Err` if it could not be asked.
-    pub(super) fn ask_latest(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        parts: &LoopParts<'_>,
-        question: Question,
-    ) -> Result<u64, Busy> {
-        self.put_question(ctx, &parts.shared.settings, question)
-            .inspect_err(|_| parts.stats.decided(Hook::Latest, Outcome::Unavailable))
-    }
-
-    /// Puts the publish hook's `question` to the backend: the token its
-    /// decision will name (the publishing concern holds the publish
-    /// under it), or `Err` if it could not be asked.
-    pub(super) fn ask_publish(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        parts: &LoopParts<'_>,
-        question: Question,
-    ) -> Result<u64, Busy> {
-        let asked = self.put_question(ctx, &parts.shared.settings, question);
-        if asked.is_err() {
-            parts.stats.decided(Hook::Publish, Outcome::Unavailable);
-        }
-        asked
+            .inspect_err(|_| parts.stats.decided(hook, Outcome::Unavailable))
     }
 }
 

@@ -189,7 +189,7 @@ impl Publishing {
         };
         if settings.publish_hook(topic) && !is_publish_token {
             let subject = admission.publisher_subject(access, request);
-            let Ok(token) = hooks.ask_publish(ctx, parts, publish_question(subject, &publish)) else {
+            let Ok(token) = hooks.ask(ctx, parts, publish_question(subject, &publish)) else {
                 return Reply::Now(unavailable());
             };
             let (pending, arrived) = (Pending::Http(conn), Instant::now());
@@ -277,7 +277,7 @@ impl Publishing {
         let refused = match published {
             Ok(ws) if settings.publish_hook(&ws.publish.topic) => {
                 let subject = (delivery.subscribers.get(conn)).and_then(|s| s.subject().map(str::to_owned));
-                match hooks.ask_publish(ctx, parts, publish_question(subject, &ws.publish)) {
+                match hooks.ask(ctx, parts, publish_question(subject, &ws.publish)) {
                     Ok(token) => {
                         let (publish, pending, arrived) = (ws.publish, ws.pending, Instant::now());
                         return self.hold(

@@ -301,8 +301,7 @@ fn ask(
     call: Call,
 ) -> Result<u64, Outcome> {
     let question = question(parts.shared.settings.hub.max_event_size, subject, transport, call)?;
-    (hooks.ask_rpc(ctx, parts, question))
-        .map_err(|Busy| Outcome::error(503, "the application's backend is busy"))
+    (hooks.ask(ctx, parts, question)).map_err(|Busy| Outcome::error(503, "the application's backend is busy"))
 }
 
 /// The rpc hook's question about `call` by `subject` over `transport`:

@@ -10,8 +10,6 @@
 //! | `slow` | nothing until after the hook's timeout |
 //! | `held` | `"released"`, once the test releases the gate |
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -66,59 +64,15 @@ impl AppBackend {
     /// Listens on a free port of 127.0.0.1; its threads end with the
     /// test process.
     pub(crate) fn start() -> AppBackend {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let gate = Arc::new(Gate::default());
         let shared = gate.clone();
-        thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let gate = shared.clone();
-                thread::spawn(move || serve(stream, &gate));
-            }
-        });
+        let port =
+            crate::support::backend::start(Arc::new(move |question: &Value| answer(question, &shared)));
         AppBackend { port, gate }
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-/// Answers the requests of one keep-alive connection.
-fn serve(stream: TcpStream, gate: &Gate) {
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut length = 0;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let field = line.trim_end();
-            if field.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = field.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let question: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let answer = answer(&question, gate);
-        let head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            answer.len()
-        );
-        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(answer.as_bytes()).is_err() {
-            return;
-        }
     }
 }
 

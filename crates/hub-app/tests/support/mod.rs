@@ -1,7 +1,8 @@
 //! Helpers shared by the hub's integration tests: the hub wrapped to
 //! announce each subscriber's loop, requests on a connection of their
 //! own (the server API's among them), signed tokens, a server running
-//! for one test, and reading a topic's backlog through the server API.
+//! for one test, an application backend for the hooks, and reading a
+//! topic's backlog through the server API.
 
 // Each test file uses a part.
 #![allow(dead_code)]
@@ -9,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub(crate) mod announcing;
+pub(crate) mod backend;
 pub(crate) mod http;
 pub(crate) mod jwt;
 pub(crate) mod running;
