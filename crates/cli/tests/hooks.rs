@@ -298,8 +298,22 @@ fn the_backend_decides_who_connects_and_what_they_read() {
     read_until(&mut none, "data: 1-0\n");
     assert!(!none.body.contains("event: score"), "{}", none.body);
 
-    // The backend was told what the file names, and only that.
-    let asked = std::fs::read_to_string(dir.0.join("asked.jsonl")).unwrap();
+    // The backend was told what the file names, and only that. The
+    // question about score.none was put as its subscriber came (before
+    // the event that answered it): wait until the backend has written it.
+    let started = Instant::now();
+    let asked = loop {
+        let asked = std::fs::read_to_string(dir.0.join("asked.jsonl")).unwrap();
+        let none_asked = |l: &str| l.contains(r#""path": "/latest""#) && l.contains("score.none");
+        if asked.lines().any(none_asked) && asked.ends_with('\n') {
+            break asked;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "score.none never asked about: {asked}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let first: serde_json::Value = serde_json::from_str(asked.lines().next().unwrap()).unwrap();
     assert_eq!(first["path"], "/connect");
     assert_eq!(first["body"]["transport"], "sse");

@@ -10,12 +10,11 @@
 //! One question per topic is out at a time on a node, whichever loops
 //! its subscribers are on (a loop whose replica of the topic has not yet
 //! had the published value may ask again; its answer is then dropped,
-//! as below). An answer that
-//! comes after an event did is dropped (that event is newer than what
-//! the backend saw), as is one that comes when nobody on the loop waits
-//! for the topic any more. An answer with no value, a refusal, or no
-//! answer leaves the subscribers waiting for the first event, as
-//! without the hook: nothing is refused for it.
+//! as below). An answer that comes after an event did is dropped (that
+//! event is newer than what the backend saw), as is one that comes when
+//! nobody on the loop waits for the topic any more. An answer with no
+//! value, a refusal, or no answer leaves the subscribers waiting for the
+//! first event, as without the hook: nothing is refused for it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -350,18 +350,34 @@ pub(crate) fn events_cross_nodes_and_survive_a_killed_node(a: &Node, b: &mut Nod
 /// three retries.
 pub(crate) fn a_publish_key_holds_across_nodes(a: &Node, b: &Node, bus: &str) {
     let mut subscribers = [Subscriber::sse(b, "0-0"), Subscriber::ws(a, "0-0")];
+    // A 503 is a publish whose outcome the node could not learn in time
+    // (a bus slow under load, RabbitMQ's confirm and read-back above
+    // all): a client tries it again with its key, as this one does.
+    let mut retried = 0;
+    let mut keyed = |node: &Node, as_header: bool| loop {
+        match publish_keyed(node, "once", "retry-me", as_header) {
+            (503, _) if retried < 5 => {
+                retried += 1;
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            (status, answer) => {
+                assert_eq!(status, 200, "{answer}");
+                return answer;
+            }
+        }
+    };
 
     // Published on node a; retried on node b (the header form): the same
     // id, and nothing published again.
-    let (status, first) = publish_keyed(a, "once", "retry-me", false);
-    assert_eq!(status, 200);
+    let first = keyed(a, false);
     let id = first["id"].as_str().unwrap().to_owned();
-    assert!(first.get("duplicate").is_none(), "{first}");
+    let first_retried = first.get("duplicate").is_some();
     for (node, as_header) in [(b, true), (a, true), (b, false)] {
-        let (status, again) = publish_keyed(node, "once", "retry-me", as_header);
-        assert_eq!(status, 200);
+        let again = keyed(node, as_header);
         assert_eq!(again, serde_json::json!({"id": id, "duplicate": true}));
     }
+    // Only an attempt answered 503 can have been published already.
+    assert!(!first_retried || retried > 0, "{first}");
     assert_eq!(publish_keyed(b, "x", "not+valid", false).0, 400);
     let next = publish(b, "next").expect("published");
     for subscriber in &mut subscribers {
@@ -398,7 +414,11 @@ pub(crate) fn a_publish_key_holds_across_nodes(a: &Node, b: &Node, bus: &str) {
             line.rsplit_once(' ').unwrap().1.parse::<u32>().unwrap()
         })
         .sum();
-    assert_eq!(duplicates, 3);
+    // Each retry of a 503 may have been found a duplicate too.
+    assert!(
+        (3..=3 + retried).contains(&duplicates),
+        "{duplicates} for {retried} retried"
+    );
 }
 
 /// Waits until each of `nodes` shows `gone` (a line of `/metrics` that
