@@ -216,12 +216,17 @@ class RabbitCluster:
         wait_for(lambda: listening(self.epmd_port), 10, "epmd")
         for i in range(3):
             self.configure(i)
-        # Side by side: the first forms the cluster, the others join it
+        # The first forms the cluster and is up before the others join it
         # as they boot (classic_config peer discovery, retried until it
-        # answers), which needs no rabbitmqctl and no restart.
-        for i in range(3):
+        # answers), which needs no rabbitmqctl and no restart. Not side
+        # by side: a node that joins a seed still booting copies its
+        # tables before the seed's feature flags change them, and stops
+        # at a schema mismatch (seen with 3.10.8 on a busy machine).
+        self.launch(0)
+        self.wait_listening(0)
+        for i in (1, 2):
             self.launch(i)
-        for i in range(3):
+        for i in (1, 2):
             self.wait_listening(i)
         status = self.ctl(0, "cluster_status", "--formatter", "json")
         running = json.loads(status).get("running_nodes", [])

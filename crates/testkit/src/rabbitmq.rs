@@ -194,8 +194,8 @@ impl RabbitMq {
             self.port
         );
         if let Some(seed) = self.member.as_ref().and_then(|m| m.seed.as_ref()) {
-            // Started beside the seed, a node tries to join it until it
-            // is up.
+            // Started once the seed is up, a node tries to join it until
+            // it answers.
             conf.push_str(&format!(
                 "cluster_formation.peer_discovery_backend = classic_config\n\
                  cluster_formation.classic_config.nodes.1 = {seed}\n\

@@ -32,20 +32,29 @@ impl RabbitCluster {
         let unique = free_port();
         let cookie = format!("TETHERTEST{unique}");
         let name = |i: usize| format!("tether{unique}n{i}@localhost");
-        let starting: Vec<_> = (0..size)
+        let member = |i: usize| Member {
+            epmd_port,
+            cookie: cookie.clone(),
+            name: name(i),
+            seed: (i > 0).then(|| name(0)),
+        };
+        // The seed up first, then the others beside each other: a node
+        // that joins a seed still booting copies its tables before the
+        // seed's feature flags change them, and stops at a schema
+        // mismatch (seen with 3.10.8 on a busy machine).
+        let seed = RabbitMq::start_as(Some(member(0)));
+        let starting: Vec<_> = (1..size)
             .map(|i| {
-                let member = Member {
-                    epmd_port,
-                    cookie: cookie.clone(),
-                    name: name(i),
-                    seed: (i > 0).then(|| name(0)),
-                };
+                let member = member(i);
                 std::thread::spawn(move || RabbitMq::start_as(Some(member)))
             })
             .collect();
-        let nodes = starting
-            .into_iter()
-            .map(|node| node.join().expect("a node started"))
+        let nodes = std::iter::once(seed)
+            .chain(
+                starting
+                    .into_iter()
+                    .map(|node| node.join().expect("a node started")),
+            )
             .collect();
         let cluster = RabbitCluster {
             nodes,
