@@ -27,7 +27,7 @@ window.recs = {};
 // With \`delta\`, it asks for deltas, and counts those its connections bring.
 window.client = (name, topics, { transports, delta } = {}) => {
   const rec = { events: {}, gaps: [], errors: [], states: {}, deltas: 0 };
-  const count = (e) => { if (String(e.data).includes('"delta":')) rec.deltas++; };
+  const count = (e) => { if (String(e.data).includes('"delta":"')) rec.deltas++; };
   class CountingWebSocket extends WebSocket {
     constructor(url) { super(url); this.addEventListener("message", count); }
   }
